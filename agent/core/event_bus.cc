@@ -1,0 +1,156 @@
+#include "agent/core/event_bus.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace tapio {
+namespace {
+
+EventPtr MakeLostNotice(const std::shared_ptr<const WorkloadIdentity>& identity,
+                        const char* source, uint64_t count, uint64_t first_seq,
+                        uint64_t last_seq) {
+  auto notice = std::make_shared<Event>();
+  notice->seq = 0;  // in-band notices are not part of the bus sequence
+  notice->time_unix_ns = absl::ToUnixNanos(absl::Now());
+  notice->severity = Severity::kWarning;
+  notice->identity = identity;
+  notice->payload = EventsLost{source, count, first_seq, last_seq};
+  return notice;
+}
+
+const std::shared_ptr<const WorkloadIdentity>& AgentIdentity() {
+  static const auto* const kIdentity =
+      new std::shared_ptr<const WorkloadIdentity>(std::make_shared<WorkloadIdentity>());
+  return *kIdentity;
+}
+
+}  // namespace
+
+EventBus::Subscription::Subscription(Filter filter, size_t capacity)
+    : filter_(std::move(filter)), capacity_(std::max<size_t>(capacity, 1)) {}
+
+void EventBus::Subscription::Offer(const EventPtr& event) {
+  if (filter_ && !filter_(*event)) return;
+  absl::MutexLock lock(&mu_);
+  if (closed_) return;
+  if (queue_.size() >= capacity_) {
+    if (pending_lost_ == 0) lost_first_seq_ = event->seq;
+    lost_last_seq_ = event->seq;
+    ++pending_lost_;
+    ++dropped_total_;
+    return;
+  }
+  queue_.push_back(event);
+}
+
+EventPtr EventBus::Subscription::Next(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return closed_ || !queue_.empty() || pending_lost_ > 0;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
+  // Report a gap before the event that follows it: the queued events all precede the gap only
+  // if the queue was full when the drops began, so drain the queue up to the gap first.
+  if (pending_lost_ > 0 && (queue_.empty() || queue_.front()->seq > lost_first_seq_)) {
+    EventPtr notice = MakeLostNotice(AgentIdentity(), "subscriber_queue", pending_lost_,
+                                     lost_first_seq_, lost_last_seq_);
+    pending_lost_ = 0;
+    return notice;
+  }
+  if (queue_.empty()) return nullptr;
+  EventPtr event = std::move(queue_.front());
+  queue_.pop_front();
+  ++delivered_total_;
+  return event;
+}
+
+void EventBus::Subscription::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  queue_.clear();
+}
+
+bool EventBus::Subscription::closed() const {
+  absl::MutexLock lock(&mu_);
+  return closed_;
+}
+
+uint64_t EventBus::Subscription::dropped_total() const {
+  absl::MutexLock lock(&mu_);
+  return dropped_total_;
+}
+
+uint64_t EventBus::Subscription::delivered_total() const {
+  absl::MutexLock lock(&mu_);
+  return delivered_total_;
+}
+
+EventBus::EventBus(size_t replay_capacity) : replay_capacity_(replay_capacity) {}
+
+EventPtr EventBus::Publish(Event event) {
+  if (!event.identity) event.identity = AgentIdentity();
+  absl::MutexLock lock(&mu_);
+  event.seq = next_seq_++;
+  auto shared = std::make_shared<const Event>(std::move(event));
+  if (replay_capacity_ > 0) {
+    if (replay_.size() >= replay_capacity_) replay_.pop_front();
+    replay_.push_back(shared);
+  }
+  for (const auto& sub : subscribers_) sub->Offer(shared);
+  return shared;
+}
+
+std::shared_ptr<EventBus::Subscription> EventBus::Subscribe(Filter filter, size_t queue_capacity,
+                                                            std::optional<uint64_t> resume_after) {
+  auto sub = std::make_shared<Subscription>(std::move(filter), queue_capacity);
+  absl::MutexLock lock(&mu_);
+  if (resume_after.has_value()) {
+    const uint64_t want_from = *resume_after + 1;
+    const uint64_t oldest = replay_.empty() ? next_seq_ : replay_.front()->seq;
+    if (want_from < oldest) {
+      absl::MutexLock sub_lock(&sub->mu_);
+      sub->queue_.push_back(MakeLostNotice(AgentIdentity(), "replay", oldest - want_from,
+                                           want_from, oldest - 1));
+    }
+    for (const auto& event : replay_) {
+      if (event->seq >= want_from) sub->Offer(event);
+    }
+  }
+  subscribers_.push_back(sub);
+  return sub;
+}
+
+void EventBus::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
+  if (!subscription) return;
+  subscription->Close();
+  absl::MutexLock lock(&mu_);
+  auto it = std::find(subscribers_.begin(), subscribers_.end(), subscription);
+  if (it != subscribers_.end()) {
+    retired_drops_ += (*it)->dropped_total();
+    subscribers_.erase(it);
+  }
+}
+
+size_t EventBus::subscriber_count() const {
+  absl::MutexLock lock(&mu_);
+  return subscribers_.size();
+}
+
+uint64_t EventBus::last_seq() const {
+  absl::MutexLock lock(&mu_);
+  return next_seq_ - 1;
+}
+
+uint64_t EventBus::oldest_retained_seq() const {
+  absl::MutexLock lock(&mu_);
+  return replay_.empty() ? 0 : replay_.front()->seq;
+}
+
+uint64_t EventBus::subscriber_drops_total() const {
+  absl::MutexLock lock(&mu_);
+  uint64_t total = retired_drops_;
+  for (const auto& sub : subscribers_) total += sub->dropped_total();
+  return total;
+}
+
+}  // namespace tapio
