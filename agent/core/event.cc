@@ -5,21 +5,21 @@
 namespace tapio {
 namespace {
 
-constexpr std::array<std::string_view, kEventKindCount> kKindNames = {
+constexpr std::array<absl::string_view, kEventKindCount> kKindNames = {
     "memory_usage", "rss_change", "oom_kill", "oom_prediction",
     "memory_pressure", "process_lifecycle", "events_lost"};
 
-constexpr std::array<std::string_view, 4> kSeverityNames = {"debug", "info", "warning",
+constexpr std::array<absl::string_view, 4> kSeverityNames = {"debug", "info", "warning",
                                                             "critical"};
 
 }  // namespace
 
-std::string_view EventKindName(EventKind kind) {
+absl::string_view EventKindName(EventKind kind) {
   const auto index = static_cast<size_t>(kind);
   return index < kKindNames.size() ? kKindNames[index] : "unknown";
 }
 
-bool ParseEventKind(std::string_view name, EventKind* kind) {
+bool ParseEventKind(absl::string_view name, EventKind* kind) {
   for (size_t i = 0; i < kKindNames.size(); ++i) {
     if (kKindNames[i] == name) {
       *kind = static_cast<EventKind>(i);
@@ -29,12 +29,12 @@ bool ParseEventKind(std::string_view name, EventKind* kind) {
   return false;
 }
 
-std::string_view SeverityName(Severity severity) {
+absl::string_view SeverityName(Severity severity) {
   const auto index = static_cast<size_t>(severity) - 1;
   return index < kSeverityNames.size() ? kSeverityNames[index] : "unknown";
 }
 
-bool ParseSeverity(std::string_view name, Severity* severity) {
+bool ParseSeverity(absl::string_view name, Severity* severity) {
   for (size_t i = 0; i < kSeverityNames.size(); ++i) {
     if (kSeverityNames[i] == name) {
       *severity = static_cast<Severity>(i + 1);
@@ -44,7 +44,7 @@ bool ParseSeverity(std::string_view name, Severity* severity) {
   return false;
 }
 
-std::string_view OomConstraintName(OomConstraint c) {
+absl::string_view OomConstraintName(OomConstraint c) {
   switch (c) {
     case OomConstraint::kNone:
       return "global";

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <utility>
 #include <variant>
 #include <vector>
@@ -29,10 +29,10 @@ enum class EventKind : uint8_t {
 };
 inline constexpr int kEventKindCount = 7;
 
-std::string_view EventKindName(EventKind kind);  // "memory_usage", "oom_kill", ...
-bool ParseEventKind(std::string_view name, EventKind* kind);
-std::string_view SeverityName(Severity severity);  // "debug", "info", "warning", "critical"
-bool ParseSeverity(std::string_view name, Severity* severity);
+absl::string_view EventKindName(EventKind kind);  // "memory_usage", "oom_kill", ...
+bool ParseEventKind(absl::string_view name, EventKind* kind);
+absl::string_view SeverityName(Severity severity);  // "debug", "info", "warning", "critical"
+bool ParseSeverity(absl::string_view name, Severity* severity);
 
 // Who a cgroup is. Immutable once published; shared by every event of that cgroup, so events
 // carry a pointer, not copies of strings. On a plain host only cgroup_id/cgroup_path are set.
@@ -73,7 +73,7 @@ struct RssChange {
 };
 
 enum class OomConstraint : uint8_t { kUnknown = 0, kNone = 1, kCpuset = 2, kMempolicy = 3, kMemcg = 4 };
-std::string_view OomConstraintName(OomConstraint c);  // "unknown", "global", "cpuset", ...
+absl::string_view OomConstraintName(OomConstraint c);  // "unknown", "global", "cpuset", ...
 
 struct OomKill {
   uint32_t victim_pid = 0;

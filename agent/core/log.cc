@@ -18,7 +18,7 @@ void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
 
-void LogLine(LogLevel level, std::string_view message) {
+void LogLine(LogLevel level, absl::string_view message) {
   std::string line;
   line.reserve(message.size() + 32);
   line.push_back(kLevelChars[static_cast<int>(level)]);

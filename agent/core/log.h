@@ -3,7 +3,7 @@
 #ifndef TAPIO_AGENT_CORE_LOG_H_
 #define TAPIO_AGENT_CORE_LOG_H_
 
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_format.h"
 
@@ -13,7 +13,7 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
-void LogLine(LogLevel level, std::string_view message);
+void LogLine(LogLevel level, absl::string_view message);
 
 }  // namespace tapio
 

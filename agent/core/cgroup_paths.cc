@@ -1,0 +1,83 @@
+#include "agent/core/cgroup_paths.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace tapio {
+
+CgroupPathResolver::CgroupPathResolver(std::string id_root, absl::Duration min_rescan_interval)
+    : id_root_(std::move(id_root)), min_rescan_interval_(min_rescan_interval) {}
+
+std::optional<std::string> CgroupPathResolver::Lookup(uint64_t cgroup_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = paths_.find(cgroup_id);
+  if (it != paths_.end()) {
+    ++stats_.hits;
+    return it->second;
+  }
+  if (absl::Now() - last_rescan_ >= min_rescan_interval_) {
+    RescanLocked();
+    it = paths_.find(cgroup_id);
+    if (it != paths_.end()) {
+      ++stats_.hits;
+      return it->second;
+    }
+  }
+  ++stats_.misses;
+  return std::nullopt;
+}
+
+std::optional<uint64_t> CgroupPathResolver::IdOf(const std::string& path) const {
+  struct stat st;
+  const std::string full = path == "/" ? id_root_ : absl::StrCat(id_root_, path);
+  if (::stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+void CgroupPathResolver::Invalidate() {
+  absl::MutexLock lock(&mu_);
+  last_rescan_ = absl::InfinitePast();
+}
+
+CgroupPathResolver::Stats CgroupPathResolver::stats() const {
+  absl::MutexLock lock(&mu_);
+  Stats s = stats_;
+  s.cached = paths_.size();
+  return s;
+}
+
+void CgroupPathResolver::RescanLocked() {
+  ++stats_.rescans;
+  last_rescan_ = absl::Now();
+  // Rebuild from scratch: removed cgroups drop out, and inode numbers are never stale.
+  absl::flat_hash_map<uint64_t, std::string> fresh;
+  fresh.reserve(paths_.size() + 16);
+  std::vector<std::string> stack = {""};
+  while (!stack.empty()) {
+    std::string rel = std::move(stack.back());
+    stack.pop_back();
+    const std::string full = absl::StrCat(id_root_, rel);
+    DIR* dir = ::opendir(full.c_str());
+    if (dir == nullptr) continue;  // vanished during the walk
+    struct stat st;
+    if (::fstat(::dirfd(dir), &st) == 0) {
+      fresh[static_cast<uint64_t>(st.st_ino)] = rel.empty() ? "/" : rel;
+    }
+    while (struct dirent* entry = ::readdir(dir)) {
+      if (entry->d_type != DT_DIR || entry->d_name[0] == '.') continue;
+      stack.push_back(absl::StrCat(rel, "/", entry->d_name));
+    }
+    ::closedir(dir);
+  }
+  paths_ = std::move(fresh);
+}
+
+}  // namespace tapio
