@@ -12,14 +12,9 @@
 #define TAPIO_BPF_TAPIO_ABI_H_
 
 #ifndef __VMLINUX_H__
+/* User space: the kernel's own fixed-width types (what libbpf headers use too). */
+#include <linux/types.h>
 #include <stdint.h>
-typedef uint8_t __u8;
-typedef uint16_t __u16;
-typedef uint32_t __u32;
-typedef uint64_t __u64;
-typedef int16_t __s16;
-typedef int32_t __s32;
-typedef int64_t __s64;
 #endif
 
 #define TAPIO_ABI_VERSION 1
@@ -76,7 +71,8 @@ struct tapio_rss_record {
   struct tapio_rss rss;
   __u32 ppid;
   __u32 flags;    /* bit 0: exiting */
-  __u64 start_time_ns; /* task->start_time (boot ns): tells reused pids apart */
+  __u64 start_time_ns; /* task->start_boottime (CLOCK_BOOTTIME ns, as /proc/<pid>/stat
+                        * starttime): tells reused pids apart */
 };
 
 /* TAPIO_REC_OOM_KILL: 128 bytes. hdr.pid/comm/cgroup_id are the victim's. */

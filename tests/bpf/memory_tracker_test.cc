@@ -1,0 +1,355 @@
+// MemoryTracker on the real kernel, as root (LABEL kernel). Every workload runs in its own
+// TestCgroup (v1 memory + the same path in cgroup2), which is removed even when a test fails.
+// The tracker sees the whole machine: assertions filter by the test's own pids and cgroup ids.
+#include "agent/bpf/memory_tracker.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "agent/bpf/record.h"
+#include "agent/core/log.h"
+#include "gtest/gtest.h"
+#include "tests/support/test_cgroup.h"
+
+namespace tapio::bpf {
+namespace {
+
+using ::tapio::testing::ChildProcess;
+using ::tapio::testing::ReadVmRssBytes;
+using ::tapio::testing::TestAllocPath;
+using ::tapio::testing::TestCgroup;
+using ::tapio::testing::TestCgroupOptions;
+
+std::unique_ptr<MemoryTracker> MustCreate(const TrackerOptions& options) {
+  absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(options);
+  EXPECT_TRUE(t.ok()) << t.status();
+  return t.ok() ? std::move(*t) : nullptr;
+}
+
+std::unique_ptr<TestCgroup> MustCgroup(uint64_t limit_bytes) {
+  TestCgroupOptions o;
+  o.limit_bytes = limit_bytes;
+  absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create(o);
+  EXPECT_TRUE(cg.ok()) << cg.status();
+  return cg.ok() ? std::move(*cg) : nullptr;
+}
+
+// Polls until `done` returns true for a decoded record or the deadline passes. Counts rejects.
+struct Drain {
+  int records = 0;
+  int rejects = 0;
+};
+Drain PollUntil(MemoryTracker& t, absl::Duration timeout,
+                const std::function<bool(const RecordView&)>& done) {
+  Drain d;
+  absl::Time deadline = absl::Now() + timeout;
+  bool finished = false;
+  while (!finished && absl::Now() < deadline) {
+    absl::StatusOr<int> n = t.Poll(50, [&](const void* data, size_t size) {
+      absl::StatusOr<RecordView> v = RecordView::Decode(data, size);
+      if (!v.ok()) {
+        ++d.rejects;
+        return;
+      }
+      ++d.records;
+      if (!finished && done(*v)) finished = true;
+    });
+    EXPECT_TRUE(n.ok()) << n.status();
+  }
+  return d;
+}
+
+class MemoryTrackerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root and the real kernel";
+  }
+};
+
+TEST_F(MemoryTrackerTest, LoadsAndAttachesEveryRequiredProgram) {
+  auto t = MustCreate({});
+  ASSERT_NE(t, nullptr);
+  EXPECT_TRUE(t->using_ringbuf());
+  bool victim = false;
+  std::vector<std::string> attached;
+  for (const ProgramStatus& p : t->Programs()) {
+    std::cout << (p.attached ? "attached " : "skipped  ") << p.attach_point << " (" << p.name
+              << ")" << (p.attached ? "" : ": " + p.skip_reason) << "\n";
+    if (p.attached) attached.push_back(p.name);
+    if (!p.attached) {
+      EXPECT_FALSE(p.skip_reason.empty()) << p.name;
+    }
+    if ((p.name == "tapio_mark_victim" || p.name == "tapio_mark_victim_tp") && p.attached) {
+      victim = true;
+    }
+    if (p.name == "tapio_rss_stat") {
+      EXPECT_FALSE(p.attached) << "attached without being asked";
+    }
+  }
+  EXPECT_TRUE(victim);
+  for (const char* name : {"tapio_task_rss", "tapio_exec", "tapio_fork", "tapio_exit",
+                           "tapio_reclaim_begin", "tapio_reclaim_end"}) {
+    EXPECT_NE(std::find(attached.begin(), attached.end(), name), attached.end()) << name;
+  }
+  EXPECT_GT(t->MapMemoryBytes(), 0u);
+}
+
+TEST_F(MemoryTrackerTest, RejectsRingBufferSizeThatIsNotAPowerOfTwo) {
+  TrackerOptions o;
+  o.ringbuf_bytes = 3 * 4096;
+  absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(o);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(t.status().message().find("ringbuf_bytes"), std::string::npos);
+}
+
+TEST_F(MemoryTrackerTest, SnapshotReportsChildRssWithinFivePercentAndItsCgroup) {
+  auto t = MustCreate({});
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(256 << 20);
+  ASSERT_NE(cg, nullptr);
+  absl::StatusOr<ChildProcess> child =
+      cg->Spawn({TestAllocPath(), "--mib=64"}, {.capture_stdout = true});
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(child->WaitForLine("ready", absl::Seconds(20)).ok());
+
+  absl::StatusOr<uint64_t> vmrss = ReadVmRssBytes(child->pid);
+  ASSERT_TRUE(vmrss.ok()) << vmrss.status();
+  bool found = false;
+  int processes = 0;
+  tapio_rss_record mine = {};
+  absl::Status s = t->SnapshotTasks([&](const tapio_rss_record& r) {
+    ++processes;
+    if (r.hdr.pid == static_cast<uint32_t>(child->pid)) {
+      found = true;
+      mine = r;
+    }
+  });
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(t->snapshot_rejects(), 0u);
+  EXPECT_GT(processes, 1);
+  ASSERT_TRUE(found) << "child " << child->pid << " not in the snapshot of " << processes;
+  uint64_t page = sysconf(_SC_PAGESIZE);
+  uint64_t rss_bytes = (mine.rss.anon_pages + mine.rss.file_pages + mine.rss.shmem_pages) * page;
+  EXPECT_NEAR(static_cast<double>(rss_bytes), static_cast<double>(*vmrss), 0.05 * *vmrss)
+      << "BPF " << rss_bytes << " vs VmRSS " << *vmrss;
+  EXPECT_GE(mine.rss.anon_pages * page, 64u << 20);
+  EXPECT_EQ(mine.hdr.cgroup_id, cg->cgroup2_id());
+  EXPECT_EQ(mine.hdr.type, TAPIO_REC_TASK_RSS);
+  EXPECT_EQ(CommView(mine.hdr.comm), "tapio-test-allo");
+  EXPECT_EQ(mine.ppid, static_cast<uint32_t>(getpid()));
+}
+
+TEST_F(MemoryTrackerTest, RssStatHookReportsOnlyTrackedCgroups) {
+  TrackerOptions o;
+  o.rss_stat_hook = true;
+  o.rss_threshold_pages = 256;  // 1 MiB
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  ASSERT_TRUE(t->rss_stat_attached());
+  auto tracked = MustCgroup(256 << 20);
+  auto untracked = MustCgroup(256 << 20);
+  ASSERT_NE(tracked, nullptr);
+  ASSERT_NE(untracked, nullptr);
+  ASSERT_TRUE(t->SetRssTracked(tracked->cgroup2_id(), true).ok());
+
+  absl::StatusOr<ChildProcess> a =
+      tracked->Spawn({TestAllocPath(), "--mib=32"}, {.capture_stdout = true});
+  absl::StatusOr<ChildProcess> b =
+      untracked->Spawn({TestAllocPath(), "--mib=32"}, {.capture_stdout = true});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(a->WaitForLine("ready", absl::Seconds(20)).ok());
+  ASSERT_TRUE(b->WaitForLine("ready", absl::Seconds(20)).ok());
+
+  int mine = 0, from_untracked = 0, other_cgroup = 0;
+  uint64_t max_anon = 0;
+  PollUntil(*t, absl::Seconds(2), [&](const RecordView& v) {
+    if (v.type() != TAPIO_REC_RSS_CHANGE) return false;
+    const tapio_rss_record* r = v.rss();
+    if (r->hdr.cgroup_id != tracked->cgroup2_id()) ++other_cgroup;
+    if (r->hdr.pid == static_cast<uint32_t>(a->pid)) {
+      ++mine;
+      max_anon = std::max<uint64_t>(max_anon, r->rss.anon_pages);
+    }
+    if (r->hdr.pid == static_cast<uint32_t>(b->pid)) ++from_untracked;
+    return false;
+  });
+  // 32 MiB in 1 MiB steps past a 1 MiB threshold: one report per step or so.
+  EXPECT_GE(mine, 16);
+  EXPECT_LE(mine, 40);
+  EXPECT_GE(max_anon * sysconf(_SC_PAGESIZE), 31u << 20);
+  EXPECT_EQ(from_untracked, 0);
+  EXPECT_EQ(other_cgroup, 0);
+}
+
+TEST_F(MemoryTrackerTest, OomKillReportedExactlyOnceWithVictimIdentityTwentyTimes) {
+  auto t = MustCreate({});
+  ASSERT_NE(t, nullptr);
+  // Leave nothing of earlier activity in the ring.
+  PollUntil(*t, absl::Milliseconds(50), [](const RecordView&) { return false; });
+  int reported = 0, twice = 0;
+  for (int run = 0; run < 20; ++run) {
+    auto cg = MustCgroup(16 << 20);
+    ASSERT_NE(cg, nullptr);
+    absl::StatusOr<ChildProcess> child = cg->Spawn({TestAllocPath(), "--mib=0"});
+    ASSERT_TRUE(child.ok()) << child.status();
+    pid_t pid = child->pid;
+    absl::StatusOr<int> status = child->Wait(absl::Seconds(30));
+    ASSERT_TRUE(status.ok()) << status.status();
+    ASSERT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL) << "run " << run;
+    int seen = 0;
+    tapio_oom_record rec = {};
+    // The record is emitted before the kill is delivered; drain a little longer for duplicates.
+    PollUntil(*t, absl::Milliseconds(200), [&](const RecordView& v) {
+      if (v.type() == TAPIO_REC_OOM_KILL && v.oom_kill()->hdr.pid == static_cast<uint32_t>(pid)) {
+        ++seen;
+        rec = *v.oom_kill();
+      }
+      return false;
+    });
+    if (seen >= 1) ++reported;
+    if (seen > 1) ++twice;
+    EXPECT_EQ(seen, 1) << "run " << run;
+    EXPECT_EQ(rec.hdr.cgroup_id, cg->cgroup2_id()) << "run " << run;
+    EXPECT_EQ(CommView(rec.hdr.comm), "tapio-test-allo") << "run " << run;
+    EXPECT_EQ(rec.trigger_pid, static_cast<uint32_t>(pid)) << "run " << run;
+    EXPECT_EQ(rec.trigger_cgroup_id, cg->cgroup2_id()) << "run " << run;
+    EXPECT_GT(rec.rss.anon_pages << rec.page_shift, 8u << 20) << "run " << run;
+    EXPECT_LE(rec.rss.anon_pages << rec.page_shift, 16u << 20) << "run " << run;
+    absl::StatusOr<uint64_t> kills = cg->ReadOomKillCount();
+    ASSERT_TRUE(kills.ok()) << kills.status();
+    EXPECT_EQ(*kills, 1u) << "run " << run;
+  }
+  EXPECT_EQ(reported, 20);
+  EXPECT_EQ(twice, 0);
+}
+
+TEST_F(MemoryTrackerTest, ProcessLifecycleRecordsCarryTheChildsCgroup) {
+  auto t = MustCreate({});
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(0);
+  ASSERT_NE(cg, nullptr);
+  // sh forks /bin/true (not the last command, so it is not exec'd in place), then exits 3.
+  absl::StatusOr<ChildProcess> child = cg->Spawn({"/bin/sh", "-c", "/bin/true; exit 3"});
+  ASSERT_TRUE(child.ok()) << child.status();
+  uint32_t sh = child->pid;
+  absl::StatusOr<int> status = child->Wait(absl::Seconds(10));
+  ASSERT_TRUE(status.ok());
+  ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 3);
+  bool exec = false, fork = false, exit = false, grandchild_exec = false;
+  PollUntil(*t, absl::Seconds(3), [&](const RecordView& v) {
+    const tapio_proc_record* p = v.proc();
+    if (!p) return false;
+    if (p->hdr.cgroup_id != cg->cgroup2_id()) return false;
+    if (v.type() == TAPIO_REC_PROC_EXEC && p->hdr.pid == sh) exec = true;
+    if (v.type() == TAPIO_REC_PROC_EXEC && p->ppid == sh && CommView(p->hdr.comm) == "true") {
+      grandchild_exec = true;
+    }
+    if (v.type() == TAPIO_REC_PROC_FORK && p->ppid == sh) fork = true;
+    if (v.type() == TAPIO_REC_PROC_EXIT && p->hdr.pid == sh) {
+      exit = true;
+      EXPECT_EQ((p->exit_code >> 8) & 0xff, 3);
+    }
+    return exec && fork && exit && grandchild_exec;
+  });
+  EXPECT_TRUE(exec);
+  EXPECT_TRUE(fork);
+  EXPECT_TRUE(grandchild_exec);
+  EXPECT_TRUE(exit);
+}
+
+TEST_F(MemoryTrackerTest, ReclaimNearTheLimitIsReportedAndTotalled) {
+  auto t = MustCreate({});
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(32 << 20);
+  ASSERT_NE(cg, nullptr);
+  char dir[] = "/var/tmp/tapio-reclaim-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string file = absl::StrCat(dir, "/cache");
+  // 96 MiB of page cache through a 32 MiB memcg: the charge path reclaims over and over.
+  absl::StatusOr<ChildProcess> child =
+      cg->Spawn({TestAllocPath(), "--mib=96", "--hold-s=0", absl::StrCat("--file=", file)});
+  ASSERT_TRUE(child.ok()) << child.status();
+  absl::StatusOr<int> status = child->Wait(absl::Seconds(60));
+  rmdir(dir);  // the workload unlinked its file at start
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  int mine = 0;
+  PollUntil(*t, absl::Seconds(2), [&](const RecordView& v) {
+    if (v.type() == TAPIO_REC_RECLAIM && v.reclaim()->hdr.cgroup_id == cg->cgroup2_id()) {
+      ++mine;
+      EXPECT_GT(v.reclaim()->duration_ns, 0u);
+    }
+    return false;
+  });
+  EXPECT_GT(mine, 0);
+  bool totalled = false;
+  for (const auto& [id, total] : t->ReadReclaimTotals()) {
+    if (id != cg->cgroup2_id()) continue;
+    totalled = true;
+    EXPECT_EQ(total.count, static_cast<uint64_t>(mine));
+    EXPECT_GT(total.nr_reclaimed, 0u);
+    EXPECT_GE(total.total_ns, total.max_ns);
+  }
+  EXPECT_TRUE(totalled);
+}
+
+TEST_F(MemoryTrackerTest, TinyRingBufferCountsLostRecords) {
+  TrackerOptions o;
+  o.ringbuf_bytes = sysconf(_SC_PAGESIZE);  // the minimum: ~50 lifecycle records
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(t->ReadLoss().ringbuf_reserve, 0u);
+  auto cg = MustCgroup(0);
+  ASSERT_NE(cg, nullptr);
+  // A burst of 100 short processes (fork + exec + exit each) without draining.
+  absl::StatusOr<ChildProcess> child =
+      cg->Spawn({"/bin/sh", "-c", "i=0; while [ $i -lt 100 ]; do /bin/true; i=$((i+1)); done"});
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(child->Wait(absl::Seconds(30)).ok());
+  LossCounters loss = t->ReadLoss();
+  EXPECT_GT(loss.ringbuf_reserve, 0u);
+  // What did fit is still delivered and well formed.
+  Drain d = PollUntil(*t, absl::Milliseconds(200), [](const RecordView&) { return false; });
+  EXPECT_GT(d.records, 0);
+  EXPECT_EQ(d.rejects, 0);
+}
+
+TEST_F(MemoryTrackerTest, PerfBufferFallbackDeliversRecords) {
+  TrackerOptions o;
+  o.force_perfbuf = true;
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  EXPECT_FALSE(t->using_ringbuf());
+  auto cg = MustCgroup(0);
+  ASSERT_NE(cg, nullptr);
+  absl::StatusOr<ChildProcess> child = cg->Spawn({"/bin/true"});
+  ASSERT_TRUE(child.ok());
+  uint32_t pid = child->pid;
+  ASSERT_TRUE(child->Wait(absl::Seconds(10)).ok());
+  bool exec = false, exit = false;
+  Drain d = PollUntil(*t, absl::Seconds(3), [&](const RecordView& v) {
+    if (!v.proc() || v.header().pid != pid) return false;
+    // The fork record carries the parent's cgroup: the child is placed after fork.
+    if (v.type() == TAPIO_REC_PROC_FORK) return false;
+    EXPECT_EQ(v.header().cgroup_id, cg->cgroup2_id());
+    if (v.type() == TAPIO_REC_PROC_EXEC) exec = true;
+    if (v.type() == TAPIO_REC_PROC_EXIT) exit = true;
+    return exec && exit;
+  });
+  EXPECT_TRUE(exec);
+  EXPECT_TRUE(exit);
+  EXPECT_EQ(d.rejects, 0);
+  EXPECT_EQ(t->ReadLoss().perfbuf_output, 0u);
+}
+
+}  // namespace
+}  // namespace tapio::bpf
