@@ -1,0 +1,103 @@
+// Agent: the running process. Owns the memory tracker (kernel handles), the pipeline, the event
+// bus and the sinks, and the threads that drive them:
+//   ingest  - MemoryTracker::Poll -> Pipeline::HandleRecord; task snapshots at an adaptive
+//             interval; /dev/kmsg OOM summaries; pending OOM flush. Sole owner of the tracker.
+//   sampler - Pipeline::SampleDue (cgroup files -> predictor).
+//   json    - one bus subscription written as JSON lines to stdout (--output=json).
+// Run() blocks until Stop(); then it detaches, drains what the kernel already produced and
+// returns the final counts. Thread-safe: Stop() and Snapshot*() may be called from any thread.
+#ifndef TAPIO_AGENT_AGENT_H_
+#define TAPIO_AGENT_AGENT_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "agent/bpf/memory_tracker.h"
+#include "agent/core/event_bus.h"
+#include "agent/core/kmsg.h"
+#include "agent/pipeline.h"
+#include "agent/predict/model_params.h"
+
+namespace tapio {
+
+struct AgentOptions {
+  PipelineOptions pipeline;
+  bpf::TrackerOptions tracker;
+  absl::Duration snapshot_interval = absl::Seconds(1);
+  absl::Duration snapshot_interval_at_risk = absl::Milliseconds(250);
+  std::string kmsg_path = "/dev/kmsg";       // "" disables the kernel-log OOM context
+  std::string model_file;                     // "" = compiled-in defaults
+  bool json_output = false;
+  Severity json_min_severity = Severity::kDebug;
+  size_t replay_capacity = 65536;
+  size_t json_queue = 1 << 16;
+};
+
+struct AgentCounts {
+  std::array<uint64_t, kEventKindCount> published_by_kind{};
+  uint64_t published_total = 0;
+  bpf::LossCounters kernel_loss;
+  uint64_t json_dropped = 0;
+  PipelineCounters pipeline;
+  uint64_t kmsg_overruns = 0;
+  uint64_t poll_errors = 0;
+};
+
+class Agent {
+ public:
+  static absl::StatusOr<std::unique_ptr<Agent>> Create(const AgentOptions& options);
+  ~Agent();
+
+  // Starts the threads; returns once they run. Call once.
+  absl::Status Start();
+  // Stops, drains, joins. Idempotent.
+  void Stop();
+  AgentCounts Counts() const;
+  std::string SummaryLine() const;
+
+  EventBus& bus() { return bus_; }
+  Pipeline& pipeline() { return *pipeline_; }
+  const bpf::MemoryTracker& tracker() const { return *tracker_; }
+  const AgentOptions& options() const { return options_; }
+
+ private:
+  explicit Agent(const AgentOptions& options);
+  void IngestLoop();
+  void SamplerLoop();
+  void JsonLoop();
+  void PublishKernelLoss(const bpf::LossCounters& now);
+
+  const AgentOptions options_;
+  predict::ModelParams model_params_;
+  CgroupLayout layout_;
+  EventBus bus_;
+  PathIdentityResolver path_resolver_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<bpf::MemoryTracker> tracker_;
+  std::unique_ptr<KmsgReader> kmsg_;
+  std::shared_ptr<EventBus::Subscription> json_sub_;
+  std::shared_ptr<EventBus::Subscription> count_sub_;
+
+  std::atomic<bool> stopping_{false};
+  absl::Notification ingest_done_;
+  std::thread ingest_, sampler_, json_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  mutable absl::Mutex counts_mu_;
+  bpf::LossCounters reported_loss_ ABSL_GUARDED_BY(counts_mu_);
+  std::atomic<uint64_t> poll_errors_{0};
+  std::array<std::atomic<uint64_t>, kEventKindCount> published_{};
+};
+
+}  // namespace tapio
+
+#endif  // TAPIO_AGENT_AGENT_H_

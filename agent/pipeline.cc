@@ -1,0 +1,484 @@
+#include "agent/pipeline.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/bpf/record.h"
+#include "agent/core/log.h"
+
+namespace tapio {
+namespace {
+
+// At most this many kernel-log OOM summaries are kept while they wait for their BPF record.
+constexpr size_t kMaxKmsgSummaries = 256;
+
+std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) {
+  return std::string(comm, strnlen(comm, TAPIO_COMM_LEN));
+}
+
+int64_t ClockNs(clockid_t clock) {
+  struct timespec ts;
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+MemoryUsage UsageFrom(const CgroupMemoryStat& s) {
+  MemoryUsage u;
+  u.usage_bytes = s.usage_bytes;
+  u.working_set_bytes = s.working_set_bytes();
+  u.anon_bytes = s.anon_bytes;
+  u.file_bytes = s.file_bytes;
+  u.shmem_bytes = s.shmem_bytes;
+  u.kernel_unreclaimable_bytes = s.kernel_unreclaimable_bytes;
+  u.non_reclaimable_bytes = s.non_reclaimable_bytes();
+  u.swap_bytes = s.swap_bytes;
+  u.limit_bytes = s.effective_limit_bytes;
+  return u;
+}
+
+}  // namespace
+
+int64_t BootToUnixOffsetNs() { return ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_BOOTTIME); }
+
+std::shared_ptr<const WorkloadIdentity> PathIdentityResolver::Resolve(
+    uint64_t cgroup_id, const std::string& cgroup_path) {
+  absl::MutexLock lock(&mu_);
+  auto& slot = cache_[cgroup_id];
+  if (!slot || slot->cgroup_path != cgroup_path) {
+    auto identity = std::make_shared<WorkloadIdentity>();
+    identity->cgroup_id = cgroup_id;
+    identity->cgroup_path = cgroup_path;
+    slot = std::move(identity);
+  }
+  return slot;
+}
+
+void PathIdentityResolver::Forget(uint64_t cgroup_id) {
+  absl::MutexLock lock(&mu_);
+  cache_.erase(cgroup_id);
+}
+
+Pipeline::Pipeline(PipelineOptions options, CgroupLayout layout, EventBus* bus,
+                   IdentityResolver* resolver, const predict::ModelParams* params)
+    : options_(std::move(options)),
+      layout_(std::move(layout)),
+      bus_(bus),
+      resolver_(resolver),
+      params_(params),
+      paths_(layout_.id_root()) {}
+
+std::shared_ptr<const WorkloadIdentity> Pipeline::IdentityFor(uint64_t cgroup_id) {
+  std::optional<std::string> path = paths_.Lookup(cgroup_id);
+  if (!path) {
+    absl::MutexLock lock(&counters_mu_);
+    ++counters_.cgroup_path_misses;
+  }
+  // An unknown id (a cgroup already removed) still gets an identity: the id, and no path.
+  return resolver_->Resolve(cgroup_id, path.value_or(""));
+}
+
+void Pipeline::Publish(Event event) { bus_->Publish(std::move(event)); }
+
+void Pipeline::HandleRecord(const void* data, size_t size, int64_t boot_to_unix_ns) {
+  auto view = bpf::RecordView::Decode(data, size);
+  if (!view.ok()) {
+    absl::MutexLock lock(&counters_mu_);
+    if (counters_.records_malformed++ == 0) {
+      TAPIO_LOG(kWarning, "malformed BPF record (counted, skipped): %s",
+                view.status().ToString());
+    }
+    return;
+  }
+  {
+    absl::MutexLock lock(&counters_mu_);
+    ++counters_.records_by_type[view->type()];
+  }
+  if (const tapio_rss_record* r = view->rss()) {
+    OnRssRecord(*r, boot_to_unix_ns, /*from_snapshot=*/false);
+  } else if (const tapio_oom_record* r = view->oom_kill()) {
+    OnOomRecord(*r, boot_to_unix_ns);
+  } else if (const tapio_proc_record* r = view->proc()) {
+    OnProcRecord(*r, boot_to_unix_ns);
+  } else if (const tapio_reclaim_record* r = view->reclaim()) {
+    OnReclaimRecord(*r, boot_to_unix_ns);
+  } else if (const tapio_oom_context_record* r = view->oom_context()) {
+    OnOomContextRecord(*r);
+  }
+}
+
+void Pipeline::OnOomContextRecord(const tapio_oom_context_record& r) {
+  // fentry/oom_kill_process context: joins the pending OOM of the same victim.
+  for (PendingOom& p : pending_ooms_) {
+    auto& kill = std::get<OomKill>(p.event.payload);
+    if (kill.victim_pid != r.hdr.pid) continue;
+    kill.constraint = r.constraint == 3   ? OomConstraint::kMemcg
+                      : r.constraint == 1 ? OomConstraint::kCpuset
+                      : r.constraint == 2 ? OomConstraint::kMempolicy
+                                          : OomConstraint::kNone;
+    kill.constraint_source = "fentry";
+    if (r.oom_memcg_id != 0) kill.oom_memcg_path = paths_.Lookup(r.oom_memcg_id).value_or("");
+    p.deadline = absl::InfinitePast();  // complete: publish at the next flush
+  }
+}
+
+void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns,
+                           bool from_snapshot) {
+  const bool known = processes_.Find(r.hdr.pid) != nullptr;
+  ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
+                                        absl::string_view(r.hdr.comm, strnlen(r.hdr.comm, 16)));
+  if (!known) TrackCgroup(r.hdr.cgroup_id);
+  const uint64_t page = options_.page_size;
+  const uint64_t before = info.rss.resident_pages() * page;
+  const uint64_t now = (r.rss.file_pages + r.rss.anon_pages + r.rss.shmem_pages) * page;
+  const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(before);
+  // Snapshots report only moves past the threshold (a first sighting counts from zero); kernel
+  // RSS_CHANGE records already passed the in-kernel threshold.
+  const uint64_t magnitude = delta < 0 ? static_cast<uint64_t>(-delta) : static_cast<uint64_t>(delta);
+  if (from_snapshot && magnitude < options_.rss_report_threshold_bytes) return;
+  info.rss.file_pages = r.rss.file_pages;
+  info.rss.anon_pages = r.rss.anon_pages;
+  info.rss.swap_entries = r.rss.swap_entries;
+  info.rss.shmem_pages = r.rss.shmem_pages;
+  Event e;
+  e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
+  e.severity = Severity::kDebug;
+  e.identity = IdentityFor(r.hdr.cgroup_id);
+  RssChange c;
+  c.pid = r.hdr.pid;
+  c.comm = std::string(info.comm_view());
+  c.anon_bytes = r.rss.anon_pages * page;
+  c.file_bytes = r.rss.file_pages * page;
+  c.shmem_bytes = r.rss.shmem_pages * page;
+  c.swap_bytes = r.rss.swap_entries * page;
+  c.delta_bytes = delta;
+  e.payload = std::move(c);
+  Publish(std::move(e));
+}
+
+void Pipeline::BeginTaskSnapshot() { processes_.BeginGeneration(); }
+
+void Pipeline::HandleTaskRss(const tapio_rss_record& record, int64_t boot_to_unix_ns) {
+  {
+    absl::MutexLock lock(&counters_mu_);
+    ++counters_.records_by_type[TAPIO_REC_TASK_RSS];
+  }
+  OnRssRecord(record, boot_to_unix_ns, /*from_snapshot=*/true);
+  if (ProcessInfo* info = processes_.Find(record.hdr.pid)) processes_.Touch(*info);
+}
+
+void Pipeline::EndTaskSnapshot() {
+  processes_.SweepUnseen();
+  absl::MutexLock lock(&counters_mu_);
+  counters_.processes = processes_.size();
+}
+
+void Pipeline::OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns) {
+  uint64_t cgroup_id = r.hdr.cgroup_id;
+  if (cgroup_id == 0) {
+    // Kernels whose mark_victim passes only the pid: resolve it through the process table.
+    if (const ProcessInfo* info = processes_.Find(r.hdr.pid)) cgroup_id = info->cgroup_id;
+  }
+  if (cgroup_id == 0) {
+    absl::MutexLock lock(&counters_mu_);
+    ++counters_.oom_victim_unresolved;
+  }
+  const uint64_t page = uint64_t{1} << (r.page_shift ? r.page_shift : 12);
+  Event e;
+  e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
+  e.severity = Severity::kCritical;
+  e.identity = IdentityFor(cgroup_id);
+  OomKill k;
+  k.victim_pid = r.hdr.pid;
+  k.victim_comm = CommOf(r.hdr.comm);
+  k.trigger_pid = r.trigger_pid;
+  k.trigger_comm = CommOf(r.trigger_comm);
+  k.trigger_cgroup_id = r.trigger_cgroup_id;
+  k.anon_rss_bytes = r.rss.anon_pages * page;
+  k.file_rss_bytes = r.rss.file_pages * page;
+  k.shmem_rss_bytes = r.rss.shmem_pages * page;
+  k.swap_bytes = r.rss.swap_entries * page;
+  k.total_vm_bytes = r.total_vm_pages * page;
+  k.pgtables_bytes = r.pgtables_bytes;
+  k.oom_score_adj = r.oom_score_adj;
+  // The kernel prints the summary line before it marks the victim, so it is usually here already.
+  auto it = kmsg_by_pid_.find(r.hdr.pid);
+  absl::Time deadline = absl::Now() + options_.oom_context_wait;
+  if (it != kmsg_by_pid_.end()) {
+    k.constraint = it->second.constraint;
+    k.constraint_source = "kmsg";
+    k.oom_memcg_path = it->second.oom_memcg;
+    kmsg_by_pid_.erase(it);
+    deadline = absl::InfinitePast();
+  }
+  e.payload = std::move(k);
+  pending_ooms_.push_back(PendingOom{deadline, std::move(e)});
+  // Read the cgroup at once: the kill changes its memory, and the OOM counter confirms it.
+  absl::MutexLock lock(&cgroups_mu_);
+  auto cg = cgroups_.find(cgroup_id);
+  if (cg != cgroups_.end()) cg->second.next_sample = absl::InfinitePast();
+}
+
+void Pipeline::HandleKmsgOom(const KmsgOomSummary& summary) {
+  for (PendingOom& p : pending_ooms_) {
+    auto& kill = std::get<OomKill>(p.event.payload);
+    if (kill.victim_pid != summary.pid || !kill.constraint_source.empty()) continue;
+    kill.constraint = summary.constraint;
+    kill.constraint_source = "kmsg";
+    kill.oom_memcg_path = summary.oom_memcg;
+    p.deadline = absl::InfinitePast();
+    return;
+  }
+  if (kmsg_by_pid_.size() >= kMaxKmsgSummaries) kmsg_by_pid_.clear();  // stale: no record came
+  kmsg_by_pid_[summary.pid] = summary;
+}
+
+void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
+  while (!pending_ooms_.empty()) {
+    // In order: a later kill never overtakes an earlier one.
+    PendingOom& p = pending_ooms_.front();
+    if (!all && p.deadline > now) break;
+    auto& kill = std::get<OomKill>(p.event.payload);
+    {
+      absl::MutexLock lock(&counters_mu_);
+      if (kill.constraint_source.empty()) {
+        ++counters_.oom_without_context;
+      } else {
+        ++counters_.oom_with_kmsg_context;
+      }
+    }
+    Publish(std::move(p.event));
+    pending_ooms_.pop_front();
+  }
+}
+
+void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
+  ProcessLifecycle l;
+  l.pid = r.hdr.pid;
+  l.ppid = r.ppid;
+  l.comm = CommOf(r.hdr.comm);
+  switch (r.hdr.type) {
+    case TAPIO_REC_PROC_EXEC:
+    case TAPIO_REC_PROC_FORK: {
+      l.phase = r.hdr.type == TAPIO_REC_PROC_EXEC ? ProcessLifecycle::Phase::kExec
+                                                  : ProcessLifecycle::Phase::kFork;
+      const bool known = processes_.Find(r.hdr.pid) != nullptr;
+      processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid, l.comm);
+      if (!known) TrackCgroup(r.hdr.cgroup_id);
+      break;
+    }
+    default:
+      l.phase = ProcessLifecycle::Phase::kExit;
+      l.exit_code = r.exit_code;
+      processes_.Remove(r.hdr.pid);
+      break;
+  }
+  if (!options_.emit_process_events) return;
+  Event e;
+  e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
+  e.severity = Severity::kDebug;
+  e.identity = IdentityFor(r.hdr.cgroup_id);
+  e.payload = std::move(l);
+  Publish(std::move(e));
+}
+
+void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns) {
+  {
+    absl::MutexLock lock(&cgroups_mu_);
+    auto it = cgroups_.find(r.hdr.cgroup_id);
+    if (it != cgroups_.end()) {
+      TrackedCgroup& cg = it->second;
+      cg.reclaim_total_ns += r.duration_ns;
+      ++cg.reclaim_count;
+      cg.reclaim_max_ns = std::max<uint64_t>(cg.reclaim_max_ns, r.duration_ns);
+      // Distress: sample sooner.
+      cg.next_sample = std::min(cg.next_sample, absl::Now() + options_.min_sample_interval);
+    }
+  }
+  if (absl::Nanoseconds(r.duration_ns) < options_.reclaim_event_min) return;
+  Event e;
+  e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
+  e.severity = Severity::kWarning;
+  e.identity = IdentityFor(r.hdr.cgroup_id);
+  MemoryPressure p;
+  p.reclaim_stalls = 1;
+  p.reclaim_stall_ns = r.duration_ns;
+  p.max_reclaim_stall_ns = r.duration_ns;
+  e.payload = p;
+  Publish(std::move(e));
+}
+
+void Pipeline::TrackCgroup(uint64_t cgroup_id) {
+  if (cgroup_id == 0) return;
+  {
+    absl::MutexLock lock(&cgroups_mu_);
+    if (cgroups_.contains(cgroup_id)) return;
+  }
+  std::optional<std::string> path = paths_.Lookup(cgroup_id);
+  if (!path) return;  // gone already
+  if (*path == "/" && !options_.sample_root) return;
+  absl::MutexLock lock(&cgroups_mu_);
+  TrackedCgroup& cg = cgroups_[cgroup_id];
+  cg.path = *path;
+  cg.predictor = std::make_unique<predict::OomPredictor>(params_);
+  cg.state.identity = resolver_->Resolve(cgroup_id, *path);
+}
+
+absl::Time Pipeline::SampleDue(absl::Time now) {
+  absl::Time next = now + options_.max_sample_interval;
+  absl::MutexLock lock(&cgroups_mu_);
+  std::vector<uint64_t> gone;
+  for (auto& [id, cg] : cgroups_) {
+    if (cg.next_sample <= now) SampleOne(id, cg, now);
+    if (cg.reader == nullptr && cg.open_failures > 3) gone.push_back(id);
+    next = std::min(next, cg.next_sample);
+  }
+  for (uint64_t id : gone) {
+    if (cgroups_[id].state.at_risk) at_risk_count_.fetch_sub(1);
+    cgroups_.erase(id);
+    resolver_->Forget(id);
+  }
+  absl::MutexLock counters_lock(&counters_mu_);
+  counters_.cgroups_tracked = cgroups_.size();
+  return next;
+}
+
+void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) {
+  cg.next_sample = now + options_.max_sample_interval;
+  if (cg.reader == nullptr) {
+    auto reader = CgroupMemoryReader::Open(layout_, cg.path);
+    if (!reader.ok()) {
+      ++cg.open_failures;
+      absl::MutexLock lock(&counters_mu_);
+      ++(absl::IsNotFound(reader.status()) ? counters_.cgroups_vanished : counters_.sample_errors);
+      return;
+    }
+    cg.reader = std::move(*reader);
+  }
+  auto stat = cg.reader->Read();
+  if (!stat.ok()) {
+    cg.reader.reset();
+    ++cg.open_failures;
+    absl::MutexLock lock(&counters_mu_);
+    ++(absl::IsNotFound(stat.status()) ? counters_.cgroups_vanished : counters_.sample_errors);
+    return;
+  }
+  {
+    absl::MutexLock lock(&counters_mu_);
+    ++counters_.samples;
+  }
+  cg.open_failures = 0;
+  const int64_t now_unix_ns = absl::ToUnixNanos(now);
+  const auto identity = resolver_->Resolve(cgroup_id, cg.path);
+  cg.state.identity = identity;
+  cg.state.usage = UsageFrom(*stat);
+  cg.state.oom_kills = stat->oom_kills;
+  cg.state.last_sample_unix_ns = now_unix_ns;
+
+  predict::MemorySample sample;
+  sample.time_ms = absl::ToUnixMillis(now);
+  sample.usage_bytes = stat->usage_bytes;
+  sample.limit_bytes = stat->effective_limit_bytes;
+  sample.anon_bytes = stat->anon_bytes;
+  sample.file_bytes = stat->file_bytes;
+  sample.active_file_bytes = stat->active_file_bytes;
+  sample.inactive_file_bytes = stat->inactive_file_bytes;
+  sample.shmem_bytes = stat->shmem_bytes;
+  sample.kernel_unreclaimable_bytes = stat->kernel_unreclaimable_bytes;
+  sample.swap_bytes = stat->swap_bytes;
+  sample.limit_hits = stat->limit_hits;
+  sample.oom_kills = stat->oom_kills;
+  sample.psi_some_avg10 = stat->psi_some_avg10;
+  sample.psi_full_avg10 = stat->psi_full_avg10;
+  sample.reclaim_stall_ns = cg.reclaim_total_ns;
+  const predict::Prediction p = cg.predictor->Update(sample);
+  const int64_t delay_ms = cg.predictor->SuggestedNextSampleDelayMs();
+  absl::Duration delay = std::clamp(absl::Milliseconds(delay_ms), options_.min_sample_interval,
+                                    options_.max_sample_interval);
+  cg.next_sample = now + delay;
+
+  if (p.changed && (p.state == predict::Prediction::State::kAtRisk ||
+                    p.state == predict::Prediction::State::kCleared)) {
+    const bool at_risk = p.state == predict::Prediction::State::kAtRisk;
+    if (at_risk != cg.state.at_risk) at_risk_count_.fetch_add(at_risk ? 1 : -1);
+    cg.state.at_risk = at_risk;
+    OomPrediction out;
+    out.state = at_risk ? OomPrediction::State::kAtRisk : OomPrediction::State::kCleared;
+    out.time_to_oom_ms = p.time_to_oom_ms;
+    out.confidence = p.confidence;
+    out.model = std::string(p.model);
+    out.reason = predict::DescribePrediction(p, sample.limit_bytes);
+    out.usage_bytes = stat->usage_bytes;
+    out.non_reclaimable_bytes = p.non_reclaimable_bytes;
+    out.limit_bytes = stat->effective_limit_bytes;
+    out.growth_bytes_per_second = p.growth_bytes_per_second;
+    cg.state.prediction = out;
+    Event e;
+    e.time_unix_ns = now_unix_ns;
+    e.severity = at_risk ? (p.time_to_oom_ms >= 0 && p.time_to_oom_ms < 30000 ? Severity::kCritical
+                                                                               : Severity::kWarning)
+                         : Severity::kInfo;
+    e.identity = identity;
+    e.payload = std::move(out);
+    Publish(std::move(e));
+  } else if (cg.state.at_risk && p.state == predict::Prediction::State::kAtRisk) {
+    // Keep the snapshot's estimate fresh without an event per sample.
+    cg.state.prediction.time_to_oom_ms = p.time_to_oom_ms;
+    cg.state.prediction.confidence = p.confidence;
+  }
+
+  if (now >= cg.next_usage_event) {
+    cg.next_usage_event = now + options_.usage_interval;
+    Event e;
+    e.time_unix_ns = now_unix_ns;
+    e.severity = Severity::kInfo;
+    e.identity = identity;
+    e.payload = cg.state.usage;
+    Publish(std::move(e));
+    // Pressure summary for the interval: limit hits, reclaim passes, PSI.
+    MemoryPressure mp;
+    mp.limit_hits = stat->limit_hits - std::min(stat->limit_hits, cg.last_limit_hits);
+    mp.reclaim_stalls = cg.reclaim_count - cg.reclaim_count_reported;
+    mp.reclaim_stall_ns = cg.reclaim_total_ns - cg.reclaim_ns_reported;
+    mp.max_reclaim_stall_ns = cg.reclaim_max_ns;
+    mp.psi_some_avg10 = stat->psi_some_avg10;
+    mp.psi_full_avg10 = stat->psi_full_avg10;
+    const bool first = cg.last_limit_hits == 0 && cg.reclaim_count_reported == 0;
+    cg.last_limit_hits = stat->limit_hits;
+    cg.reclaim_count_reported = cg.reclaim_count;
+    cg.reclaim_ns_reported = cg.reclaim_total_ns;
+    cg.reclaim_max_ns = 0;
+    cg.state.pressure = mp;
+    const bool distress = mp.limit_hits > 0 || mp.reclaim_stalls > 0 || mp.psi_some_avg10 > 0;
+    if (distress && !(first && mp.reclaim_stalls == 0)) {
+      Event pe;
+      pe.time_unix_ns = now_unix_ns;
+      pe.severity = Severity::kWarning;
+      pe.identity = identity;
+      pe.payload = mp;
+      Publish(std::move(pe));
+    }
+  }
+}
+
+std::vector<ContainerState> Pipeline::Containers() const {
+  std::vector<ContainerState> out;
+  absl::MutexLock lock(&cgroups_mu_);
+  out.reserve(cgroups_.size());
+  for (const auto& [id, cg] : cgroups_) {
+    if (cg.state.identity == nullptr) continue;
+    out.push_back(cg.state);
+  }
+  return out;
+}
+
+PipelineCounters Pipeline::counters() const {
+  absl::MutexLock lock(&counters_mu_);
+  return counters_;
+}
+
+}  // namespace tapio

@@ -1,0 +1,190 @@
+// Pipeline: turns kernel records and cgroup readings into attributed events (DESIGN.md §1).
+//
+//   ingest thread  -> HandleRecord / HandleTask* / HandleKmsgOom / FlushPendingOoms
+//                     (process table, OOM context join, RSS deltas, lifecycle, reclaim stalls)
+//   sampler thread -> SampleDue (cgroup memory files -> predictor -> usage / pressure / prediction)
+//   any thread     -> Containers(), counters()
+//
+// It owns no kernel handle and no thread: agent/agent.cc runs it, tests feed it synthetic records.
+// Ownership: the bus, the identity resolver and the model parameters outlive the pipeline.
+#ifndef TAPIO_AGENT_PIPELINE_H_
+#define TAPIO_AGENT_PIPELINE_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/core/cgroup.h"
+#include "agent/core/cgroup_paths.h"
+#include "agent/core/event.h"
+#include "agent/core/event_bus.h"
+#include "agent/core/kmsg.h"
+#include "agent/core/process_table.h"
+#include "agent/predict/model_params.h"
+#include "agent/predict/predictor.h"
+#include "bpf/tapio_abi.h"
+
+namespace tapio {
+
+// cgroup -> who it is. Implementations: PathIdentityResolver (plain host, the default) and the
+// container registry (agent/attrib). Resolve is called on the ingest and sampler threads and must
+// not block on I/O to a runtime: answer from a cache, enrich in the background.
+class IdentityResolver {
+ public:
+  virtual ~IdentityResolver() = default;
+  virtual std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
+                                                          const std::string& cgroup_path) = 0;
+  // The cgroup is gone; an implementation may keep it a while for late events.
+  virtual void Forget(uint64_t cgroup_id) {}
+};
+
+// Plain host: a container is a cgroup, named by its path. Thread-safe.
+class PathIdentityResolver final : public IdentityResolver {
+ public:
+  std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
+                                                  const std::string& cgroup_path) override;
+  void Forget(uint64_t cgroup_id) override;
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<const WorkloadIdentity>> cache_ ABSL_GUARDED_BY(mu_);
+};
+
+struct PipelineOptions {
+  std::string node_name;
+  // A process's RSS is reported when it moved this much since its last report (snapshots).
+  uint64_t rss_report_threshold_bytes = 1 << 20;
+  // Reclaim passes at least this long become their own memory_pressure event; shorter ones are
+  // summed into the periodic pressure event.
+  absl::Duration reclaim_event_min = absl::Milliseconds(1);
+  // How long an OOM kill waits for its kernel-log summary (constraint, OOM memcg).
+  absl::Duration oom_context_wait = absl::Milliseconds(250);
+  // Periodic memory_usage event per cgroup.
+  absl::Duration usage_interval = absl::Seconds(10);
+  // Sampling cadence bounds; the predictor chooses within them.
+  absl::Duration min_sample_interval = absl::Milliseconds(100);
+  absl::Duration max_sample_interval = absl::Seconds(5);
+  bool emit_process_events = true;
+  // Sample the hierarchy root too (normally not: it has no limit to predict against).
+  bool sample_root = false;
+  uint32_t page_size = 4096;
+};
+
+// What ListContainers shows per cgroup: latest reading and prediction.
+struct ContainerState {
+  std::shared_ptr<const WorkloadIdentity> identity;
+  MemoryUsage usage;
+  MemoryPressure pressure;
+  OomPrediction prediction;
+  bool at_risk = false;
+  uint64_t oom_kills = 0;
+  int64_t last_sample_unix_ns = 0;
+  uint32_t processes = 0;
+};
+
+struct PipelineCounters {
+  std::array<uint64_t, TAPIO_REC_MAX> records_by_type{};
+  uint64_t records_malformed = 0;     // bad size, version or type
+  uint64_t oom_with_kmsg_context = 0;
+  uint64_t oom_without_context = 0;   // waited, no summary line (ratelimited, or no /dev/kmsg)
+  uint64_t oom_victim_unresolved = 0; // no cgroup for the victim (old kernels pass only the pid)
+  uint64_t samples = 0;
+  uint64_t sample_errors = 0;
+  uint64_t cgroups_vanished = 0;
+  uint64_t cgroup_path_misses = 0;
+  uint64_t processes = 0;
+  uint64_t cgroups_tracked = 0;
+};
+
+class Pipeline {
+ public:
+  Pipeline(PipelineOptions options, CgroupLayout layout, EventBus* bus, IdentityResolver* resolver,
+           const predict::ModelParams* params);
+
+  // ---- ingest thread ----
+  // One raw ring/perf buffer record. `boot_to_unix_ns` converts the record's CLOCK_BOOTTIME
+  // stamp to wall time (unix = boot + offset).
+  void HandleRecord(const void* data, size_t size, int64_t boot_to_unix_ns);
+  void BeginTaskSnapshot();
+  void HandleTaskRss(const tapio_rss_record& record, int64_t boot_to_unix_ns);
+  void EndTaskSnapshot();
+  void HandleKmsgOom(const KmsgOomSummary& summary);
+  // Publishes OOM kills whose context arrived or whose wait expired (all of them when `all`).
+  void FlushPendingOoms(absl::Time now, bool all);
+
+  // ---- sampler thread ----
+  // Samples every tracked cgroup whose next sample is due; returns when the next one is due.
+  absl::Time SampleDue(absl::Time now);
+
+  // ---- any thread ----
+  std::vector<ContainerState> Containers() const;
+  PipelineCounters counters() const;
+  bool any_at_risk() const { return at_risk_count_.load() > 0; }
+  const CgroupLayout& layout() const { return layout_; }
+
+ private:
+  struct PendingOom {
+    absl::Time deadline;
+    Event event;  // OomKill payload, identity resolved
+  };
+  struct TrackedCgroup {
+    std::string path;
+    std::unique_ptr<CgroupMemoryReader> reader;
+    std::unique_ptr<predict::OomPredictor> predictor;
+    absl::Time next_sample = absl::InfinitePast();
+    absl::Time next_usage_event = absl::InfinitePast();
+    uint64_t last_limit_hits = 0;
+    uint64_t reclaim_total_ns = 0;        // cumulative, from BPF records
+    uint64_t reclaim_count = 0;
+    uint64_t reclaim_max_ns = 0;          // since the last pressure event
+    uint64_t reclaim_count_reported = 0;
+    uint64_t reclaim_ns_reported = 0;
+    uint64_t open_failures = 0;
+    ContainerState state;
+  };
+
+  std::shared_ptr<const WorkloadIdentity> IdentityFor(uint64_t cgroup_id);
+  void Publish(Event event);
+  void OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot);
+  void OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns);
+  void OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns);
+  void OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns);
+  void OnOomContextRecord(const tapio_oom_context_record& r);
+  void TrackCgroup(uint64_t cgroup_id);
+  void SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
+
+  const PipelineOptions options_;
+  const CgroupLayout layout_;
+  EventBus* const bus_;
+  IdentityResolver* const resolver_;
+  const predict::ModelParams* const params_;
+  CgroupPathResolver paths_;
+
+  // Ingest-thread state.
+  ProcessTable processes_;
+  std::deque<PendingOom> pending_ooms_;
+  absl::flat_hash_map<uint32_t, KmsgOomSummary> kmsg_by_pid_;  // recent summaries, bounded
+
+  mutable absl::Mutex cgroups_mu_;
+  absl::flat_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);
+
+  mutable absl::Mutex counters_mu_;
+  PipelineCounters counters_ ABSL_GUARDED_BY(counters_mu_);
+  std::atomic<int> at_risk_count_{0};
+};
+
+// CLOCK_REALTIME - CLOCK_BOOTTIME now, in ns: add to a BPF timestamp to get unix time.
+int64_t BootToUnixOffsetNs();
+
+}  // namespace tapio
+
+#endif  // TAPIO_AGENT_PIPELINE_H_

@@ -1,0 +1,150 @@
+// The agent binary on the real kernel (root): RSS of a process in a memory cgroup, OOM kills with
+// the victim's identity, and loss accounting. Each test makes its own cgroups (TestCgroup) and
+// removes them, even on failure.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "tests/agent/agent_process.h"
+#include "tests/support/test_cgroup.h"
+
+namespace tapio::testing {
+namespace {
+
+using nlohmann::json;
+
+bool IsType(const json& e, const char* type) { return e.value("type", "") == type; }
+
+class AgentKernelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF); CI runs as root";
+  }
+};
+
+TEST_F(AgentKernelTest, ReportsRssOfAProcessInItsCgroupWithinFivePercent) {
+  auto agent = AgentProcess::Start({"--snapshot_interval_ms=200", "--summary_interval_s=0"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  auto cg = TestCgroup::Create();
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  SpawnOptions so;
+  so.capture_stdout = true;
+  auto child = (*cg)->Spawn({TestAllocPath(), "--mib=64", "--hold-s=-1"}, so);
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(child->WaitForLine("ready", absl::Seconds(20)).ok());
+  auto vmrss = ReadVmRssBytes(child->pid);
+  ASSERT_TRUE(vmrss.ok()) << vmrss.status();
+  const int pid = child->pid;
+  // The last report at or above the held size: snapshots report moves past 1 MiB.
+  auto e = (*agent)->WaitFor(
+      [&](const json& e) {
+        return IsType(e, "rss_change") && e["rss_change"]["pid"] == pid &&
+               e["rss_change"]["rss_bytes"].get<double>() >= 0.95 * *vmrss;
+      },
+      absl::Seconds(15));
+  ASSERT_TRUE(e.ok()) << "no rss_change for pid " << pid << "\n" << (*agent)->Log();
+  const double rss = (*e)["rss_change"]["rss_bytes"].get<double>();
+  EXPECT_NEAR(rss, static_cast<double>(*vmrss), 0.05 * *vmrss);
+  EXPECT_EQ((*e)["cgroup_id"].get<uint64_t>(), (*cg)->cgroup2_id());
+  EXPECT_EQ((*e)["cgroup_path"].get<std::string>(), (*cg)->relative_path());
+  EXPECT_EQ((*e)["rss_change"]["comm"].get<std::string>(), "tapio-test-allo");
+  // The cgroup is sampled too: a memory_usage event for it, usage at least the held anon memory.
+  auto usage = (*agent)->WaitFor(
+      [&](const json& e) {
+        return IsType(e, "memory_usage") && e["cgroup_id"] == (*cg)->cgroup2_id() &&
+               e["memory_usage"]["anon_bytes"].get<double>() >= 60.0 * (1 << 20);
+      },
+      absl::Seconds(20));
+  EXPECT_TRUE(usage.ok()) << (*agent)->Log();
+  auto status = (*agent)->Stop();
+  ASSERT_TRUE(status.ok());
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_NE((*agent)->Log().find("final: events"), std::string::npos) << (*agent)->Log();
+}
+
+TEST_F(AgentKernelTest, EveryOomKillIsReportedOnceWithTheVictimsIdentity) {
+  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  constexpr int kRuns = 20;
+  std::map<int, int> victims;  // pid -> run
+  for (int run = 0; run < kRuns; ++run) {
+    TestCgroupOptions o;
+    o.limit_bytes = 16 << 20;
+    auto cg = TestCgroup::Create(o);
+    ASSERT_TRUE(cg.ok()) << cg.status();
+    auto child = (*cg)->Spawn({TestAllocPath(), "--mib=0", "--step-mib=1"});
+    ASSERT_TRUE(child.ok()) << child.status();
+    const int pid = child->pid;
+    auto wstatus = child->Wait(absl::Seconds(30));
+    ASSERT_TRUE(wstatus.ok()) << wstatus.status();
+    ASSERT_TRUE(WIFSIGNALED(*wstatus) && WTERMSIG(*wstatus) == SIGKILL) << "run " << run;
+    auto kills = (*cg)->ReadOomKillCount();
+    ASSERT_TRUE(kills.ok());
+    ASSERT_EQ(*kills, 1u) << "the kernel's own oom_kill counter, run " << run;
+    auto e = (*agent)->WaitFor(
+        [&](const json& e) { return IsType(e, "oom_kill") && e["oom_kill"]["victim_pid"] == pid; },
+        absl::Seconds(10));
+    ASSERT_TRUE(e.ok()) << "run " << run << ": no oom_kill for pid " << pid << "\n"
+                        << (*agent)->Log();
+    victims[pid] = run;
+    EXPECT_EQ((*e)["cgroup_id"].get<uint64_t>(), (*cg)->cgroup2_id()) << "run " << run;
+    EXPECT_EQ((*e)["cgroup_path"].get<std::string>(), (*cg)->relative_path());
+    EXPECT_EQ((*e)["oom_kill"]["victim_comm"].get<std::string>(), "tapio-test-allo");
+    EXPECT_EQ((*e)["oom_kill"]["constraint"].get<std::string>(), "memcg") << e->dump();
+    EXPECT_EQ((*e)["severity"].get<std::string>(), "critical");
+    EXPECT_GT((*e)["oom_kill"]["anon_rss_bytes"].get<uint64_t>(), uint64_t{8} << 20);
+  }
+  // Let late duplicates, if any, arrive before counting.
+  absl::SleepFor(absl::Milliseconds(500));
+  std::map<int, int> reported;
+  for (const json& e : (*agent)->Events()) {
+    if (IsType(e, "oom_kill")) ++reported[e["oom_kill"]["victim_pid"].get<int>()];
+  }
+  EXPECT_EQ(victims.size(), static_cast<size_t>(kRuns));
+  for (const auto& [pid, run] : victims) EXPECT_EQ(reported[pid], 1) << "pid " << pid;
+}
+
+TEST_F(AgentKernelTest, KernelLossIsCountedAndReportedInBand) {
+  // A one-page ring buffer and a stopped consumer: the burst cannot fit, reserves fail.
+  auto agent = AgentProcess::Start({"--ringbuf_kib=4", "--summary_interval_s=0"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  ASSERT_EQ(kill((*agent)->pid(), SIGSTOP), 0);
+  for (int i = 0; i < 300; ++i) {
+    const pid_t p = fork();
+    if (p == 0) {
+      execl("/bin/true", "true", nullptr);
+      _exit(127);
+    }
+    waitpid(p, nullptr, 0);
+  }
+  ASSERT_EQ(kill((*agent)->pid(), SIGCONT), 0);
+  auto lost = (*agent)->WaitFor(
+      [](const json& e) {
+        return IsType(e, "events_lost") && e["events_lost"]["source"] == "ringbuf" &&
+               e["events_lost"]["count"].get<uint64_t>() > 0;
+      },
+      absl::Seconds(10));
+  EXPECT_TRUE(lost.ok()) << (*agent)->Log();
+  auto status = (*agent)->Stop();
+  ASSERT_TRUE(status.ok());
+  const std::string log = (*agent)->Log();
+  const size_t at = log.find("lost: ringbuf=");
+  ASSERT_NE(at, std::string::npos) << log;
+  EXPECT_NE(log.substr(at, 16), "lost: ringbuf=0 ") << log;
+}
+
+TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
+  auto agent = AgentProcess::Start({"--ringbuf_kib=3"}, absl::Seconds(10));
+  ASSERT_FALSE(agent.ok());
+  EXPECT_NE(agent.status().message().find("--ringbuf_kib"), absl::string_view::npos)
+      << agent.status();
+}
+
+}  // namespace
+}  // namespace tapio::testing
