@@ -1,0 +1,362 @@
+#include "agent/predict/predictor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_format.h"
+
+namespace tapio::predict {
+namespace {
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+// Confidence in (0, 1) from a slope and its standard error: 0.5 when the growth is exactly z
+// standard errors above zero, approaching 1 as the evidence grows.
+double SlopeConfidence(double slope, double stderr_, double z) {
+  if (stderr_ <= 0) return 0.99;
+  double t = slope / stderr_;
+  return std::clamp(t / (t + std::max(z, 1e-9)), 0.0, 0.99);
+}
+
+}  // namespace
+
+static_assert(sizeof(OomPredictor) <= 1024, "per-container predictor state must stay <= 1 KiB");
+
+uint64_t NonReclaimableBytes(const MemorySample& s) {
+  uint64_t total = s.anon_bytes;
+  for (uint64_t part : {s.shmem_bytes, s.kernel_unreclaimable_bytes}) {
+    total = (total > UINT64_MAX - part) ? UINT64_MAX : total + part;
+  }
+  return total;
+}
+
+std::string_view PredictionStateName(Prediction::State state) {
+  switch (state) {
+    case Prediction::State::kNone:
+      return "none";
+    case Prediction::State::kAtRisk:
+      return "at_risk";
+    case Prediction::State::kCleared:
+      return "cleared";
+  }
+  return "unknown";
+}
+
+std::string DescribePrediction(const Prediction& p, uint64_t limit_bytes) {
+  double nr_mib = static_cast<double>(p.non_reclaimable_bytes) / kMiB;
+  double limit_mib = static_cast<double>(limit_bytes) / kMiB;
+  double growth_mib_s = p.growth_bytes_per_second / kMiB;
+  if (p.state == Prediction::State::kAtRisk) {
+    return absl::StrFormat(
+        "OOM expected in %.0f s (%s model, %s): non-reclaimable memory %.1f MiB of %.1f MiB limit, "
+        "growing %.3f MiB/s, confidence %.2f",
+        static_cast<double>(p.time_to_oom_ms) / 1000.0, std::string(p.model),
+        std::string(p.reason), nr_mib, limit_mib, growth_mib_s, p.confidence);
+  }
+  if (p.state == Prediction::State::kCleared) {
+    return absl::StrFormat("OOM risk cleared (%s): non-reclaimable memory %.1f MiB of %.1f MiB",
+                           std::string(p.reason), nr_mib, limit_mib);
+  }
+  return absl::StrFormat("no OOM risk: non-reclaimable memory %.1f MiB of %.1f MiB", nr_mib,
+                         limit_mib);
+}
+
+void DecayingRegression::Add(double dt_s, double decay, double y) {
+  // Move the origin to the new sample: every old t_i becomes t_i - dt.
+  stt = stt - 2 * dt_s * st + dt_s * dt_s * s0;
+  sty = sty - dt_s * sy;
+  st = st - dt_s * s0;
+  s0 *= decay;
+  st *= decay;
+  sy *= decay;
+  stt *= decay;
+  sty *= decay;
+  syy *= decay;
+  sw2 *= decay * decay;
+  s0 += 1;
+  sy += y;
+  syy += y * y;
+  sw2 += 1;
+  ++samples;
+}
+
+bool DecayingRegression::Fit(double* level, double* slope, double* slope_stderr) const {
+  if (samples < 3 || s0 <= 0) return false;
+  double sxx = stt - st * st / s0;
+  if (!(sxx > 1e-9)) return false;
+  double sxy = sty - st * sy / s0;
+  double b = sxy / sxx;
+  double tbar = st / s0;
+  double ybar = sy / s0;
+  *slope = b;
+  *level = ybar - b * tbar;  // at t = 0, the newest sample
+  double n_eff = s0 * s0 / sw2;
+  if (n_eff <= 2.0) {
+    *slope_stderr = std::numeric_limits<double>::infinity();
+    return true;
+  }
+  double syy_c = syy - sy * sy / s0;
+  double sse = std::max(0.0, syy_c - b * sxy);
+  double sigma2 = sse / s0 * n_eff / (n_eff - 2.0);
+  *slope_stderr = std::sqrt(sigma2 / (sxx * n_eff / s0));
+  return true;
+}
+
+OomPredictor::OomPredictor(const ModelParams* params)
+    : params_(params),
+      fast_decay_per_s_ln_(-1.0 / params->fast_tau_s),
+      slow_decay_per_s_ln_(-1.0 / params->slow_tau_s),
+      next_delay_ms_(params->cadence_default_ms) {}
+
+void OomPredictor::ResetModels() {
+  fast_.Reset();
+  slow_.Reset();
+  history_s_ = 0;
+  peak_count_ = 0;
+  peak_head_ = 0;
+  cycle_peak_mib_ = -1;
+  recent_max_mib_ = -1;
+  last_drop_time_ms_ = -1;
+}
+
+void OomPredictor::UpdateEnvelope(int64_t time_ms, double y, double limit) {
+  const ModelParams& p = *params_;
+  // The reference maximum only looks back drop_max_duration_s, so a slow decline is no drop.
+  if (recent_max_mib_ < 0 || y >= recent_max_mib_ ||
+      time_ms - recent_max_time_ms_ > static_cast<int64_t>(p.drop_max_duration_s * 1000)) {
+    recent_max_mib_ = y;
+    recent_max_time_ms_ = time_ms;
+  }
+  if (cycle_peak_mib_ < 0 || y > cycle_peak_mib_) {
+    cycle_peak_mib_ = y;
+    cycle_peak_time_ms_ = time_ms;
+  }
+  if (recent_max_mib_ - y >= p.drop_min_fraction * limit) {
+    // A drop: the cycle that ends here peaked at cycle_peak_mib_.
+    peak_time_ms_[peak_head_] = cycle_peak_time_ms_;
+    peak_mib_[peak_head_] = static_cast<float>(cycle_peak_mib_);
+    peak_head_ = (peak_head_ + 1) % kMaxPeaks;
+    peak_count_ = std::min(peak_count_ + 1, kMaxPeaks);
+    last_drop_time_ms_ = time_ms;
+    cycle_peak_mib_ = y;
+    cycle_peak_time_ms_ = time_ms;
+    recent_max_mib_ = y;
+    recent_max_time_ms_ = time_ms;
+  }
+}
+
+double OomPredictor::PressureScore(const MemorySample& s, double dt_s, double nr_fraction) const {
+  const ModelParams& p = *params_;
+  double score = 0;
+  // Limit hits alone are no distress (page cache hits the limit all the time); with nearly all
+  // of the limit non-reclaimable they mean reclaim is failing.
+  if (have_last_ && s.limit_hits > last_limit_hits_ && nr_fraction >= p.pressure_min_fraction) {
+    score = 1;
+  }
+  if (s.psi_some_avg10 >= 0) score = std::max(score, s.psi_some_avg10 / p.psi_some_ref);
+  if (s.psi_full_avg10 >= 0) score = std::max(score, s.psi_full_avg10 / p.psi_full_ref);
+  if (have_last_ && dt_s > 0 && s.reclaim_stall_ns >= last_stall_ns_) {
+    double stalled_s = static_cast<double>(s.reclaim_stall_ns - last_stall_ns_) / 1e9;
+    score = std::max(score, stalled_s / dt_s / p.stall_fraction_ref);
+  }
+  return score;
+}
+
+void OomPredictor::Consider(Candidate* best, double tt_s, double conf, double growth_mib_s,
+                            std::string_view model, std::string_view reason) const {
+  if (best->present && best->time_to_oom_s <= tt_s) return;
+  best->present = true;
+  best->time_to_oom_s = tt_s;
+  best->confidence = conf;
+  best->growth_bytes_per_s = growth_mib_s * kMiB;
+  best->model = model;
+  best->reason = reason;
+}
+
+Prediction OomPredictor::Update(const MemorySample& s) {
+  const ModelParams& p = *params_;
+  current_.changed = false;
+  if (state_ == Prediction::State::kCleared) state_ = Prediction::State::kNone;
+  if (have_last_ && s.time_ms <= last_time_ms_) {
+    ++out_of_order_samples_;
+    Prediction stale = current_;
+    stale.state = state_;
+    return stale;
+  }
+  const uint64_t nr_bytes = NonReclaimableBytes(s);
+  current_.non_reclaimable_bytes = nr_bytes;
+  const bool oom_killed = have_last_ && s.oom_kills > last_oom_kills_;
+  const double dt_s = have_last_ ? static_cast<double>(s.time_ms - last_time_ms_) / 1000.0 : 0;
+  const double pressure =
+      PressureScore(s, dt_s,
+                    s.limit_bytes ? static_cast<double>(nr_bytes) / static_cast<double>(s.limit_bytes) : 0);
+  have_last_ = true;
+  last_time_ms_ = s.time_ms;
+  last_limit_hits_ = s.limit_hits;
+  last_oom_kills_ = s.oom_kills;
+  last_stall_ns_ = s.reclaim_stall_ns;
+
+  if (s.limit_bytes == 0 || oom_killed) {
+    // Unlimited cgroups are never predicted; after a kill the history describes dead processes.
+    ResetModels();
+    consecutive_ = 0;
+    if (state_ == Prediction::State::kAtRisk) {
+      state_ = Prediction::State::kCleared;
+      current_.changed = true;
+    }
+    current_.state = state_;
+    current_.time_to_oom_ms = -1;
+    current_.confidence = 0;
+    current_.growth_bytes_per_second = 0;
+    current_.model = "";
+    current_.reason = s.limit_bytes == 0 ? "unlimited" : "oom_killed";
+    next_delay_ms_ = p.cadence_idle_ms;
+    return current_;
+  }
+
+  if (dt_s > p.gap_reset_s) ResetModels();
+  const double y = static_cast<double>(nr_bytes) / kMiB;
+  const double limit = static_cast<double>(s.limit_bytes) / kMiB;
+  if (fast_.samples == 0) {
+    fast_.Add(0, 1, y);
+    slow_.Add(0, 1, y);
+  } else {
+    fast_.Add(dt_s, std::exp(dt_s * fast_decay_per_s_ln_), y);
+    slow_.Add(dt_s, std::exp(dt_s * slow_decay_per_s_ln_), y);
+    history_s_ += dt_s;
+  }
+  UpdateEnvelope(s.time_ms, y, limit);
+
+  // --- Candidates from each model; the earliest time to OOM wins. ---
+  Candidate best;
+  double max_peak = -1;
+  for (int i = 0; i < peak_count_; ++i) max_peak = std::max(max_peak, double{peak_mib_[i]});
+  const bool sawtooth = last_drop_time_ms_ >= 0 &&
+                        s.time_ms - last_drop_time_ms_ <= static_cast<int64_t>(p.envelope_idle_s * 1000);
+  const bool gated = sawtooth && y < max_peak + p.breakout_margin_fraction * limit;
+
+  double fast_level = 0, fast_slope = 0, fast_se = 0;
+  const bool fast_ok =
+      fast_.samples >= p.fast_min_samples && fast_.Fit(&fast_level, &fast_slope, &fast_se);
+  fast_se *= p.fast_error_inflation;
+  if (!gated && fast_ok && fast_slope - p.fast_z * fast_se > 0) {
+    double tt = std::max(0.0, limit - fast_level) / fast_slope;
+    if (tt <= p.fast_horizon_s) {
+      Consider(&best, tt, SlopeConfidence(fast_slope, fast_se, p.fast_z), fast_slope, "trend",
+               "fast_growth");
+    }
+  }
+  double slow_level = 0, slow_slope = 0, slow_se = 0;
+  if (!gated && history_s_ >= p.slow_min_history_s &&
+      slow_.Fit(&slow_level, &slow_slope, &slow_se)) {
+    slow_se *= p.slow_error_inflation;
+    const double z = pressure >= 1 ? p.pressure_slow_z : p.slow_z;
+    if (slow_slope - z * slow_se > 0) {
+      double tt = std::max(0.0, limit - slow_level) / slow_slope;
+      if (tt <= p.slow_horizon_s) {
+        Consider(&best, tt, SlopeConfidence(slow_slope, slow_se, z), slow_slope, "trend",
+                 "steady_growth");
+      }
+    }
+  }
+  if (sawtooth && peak_count_ >= p.envelope_min_peaks) {
+    // Least squares through the recent peaks, time in seconds relative to now.
+    double n = peak_count_, st = 0, sy = 0, stt = 0, sty = 0, syy = 0;
+    for (int i = 0; i < peak_count_; ++i) {
+      double t = static_cast<double>(peak_time_ms_[i] - s.time_ms) / 1000.0;
+      double v = peak_mib_[i];
+      st += t;
+      sy += v;
+      stt += t * t;
+      sty += t * v;
+      syy += v * v;
+    }
+    double sxx = stt - st * st / n;
+    if (sxx > 1e-9) {
+      double sxy = sty - st * sy / n;
+      double b = sxy / sxx;
+      double level = sy / n - b * st / n;
+      double sse = std::max(0.0, (syy - sy * sy / n) - b * sxy);
+      double se = std::sqrt(sse / (n - 2) / sxx);
+      if (b - p.envelope_z * se > 0) {
+        double tt = std::max(0.0, limit - level) / b;
+        if (tt <= p.envelope_horizon_s) {
+          Consider(&best, tt, SlopeConfidence(b, se, p.envelope_z), b, "envelope", "rising_peaks");
+        }
+      }
+    }
+  }
+  if (pressure >= 1 && y >= p.pressure_min_fraction * limit && fast_ok && fast_slope > 0) {
+    double tt = std::min(std::max(0.0, limit - fast_level) / fast_slope, p.slow_horizon_s);
+    Consider(&best, tt, std::min(0.99, 0.5 + 0.1 * pressure), fast_slope, "pressure",
+             "pressure_near_limit");
+  }
+
+  // --- Combiner: hysteresis, hold, cooldown. ---
+  if (state_ == Prediction::State::kAtRisk) {
+    if (best.present) {
+      last_support_ms_ = s.time_ms;
+      oom_deadline_ms_ = s.time_ms + static_cast<int64_t>(best.time_to_oom_s * 1000);
+      current_.confidence = best.confidence;
+      current_.growth_bytes_per_second = best.growth_bytes_per_s;
+      current_.model = best.model;
+      current_.reason = best.reason;
+    } else if (static_cast<double>(s.time_ms - last_support_ms_) >= p.clear_hold_s * 1000) {
+      state_ = Prediction::State::kCleared;
+      current_.changed = true;
+      current_.reason = "risk_gone";
+      cooldown_until_ms_ = s.time_ms + static_cast<int64_t>(p.cooldown_s * 1000);
+    }
+  } else if (best.present) {
+    ++consecutive_;
+    if (consecutive_ >= p.raise_consecutive &&
+        (s.time_ms >= cooldown_until_ms_ || best.time_to_oom_s <= p.fast_horizon_s)) {
+      state_ = Prediction::State::kAtRisk;
+      current_.changed = true;
+      consecutive_ = 0;
+      last_support_ms_ = s.time_ms;
+      oom_deadline_ms_ = s.time_ms + static_cast<int64_t>(best.time_to_oom_s * 1000);
+      current_.confidence = best.confidence;
+      current_.growth_bytes_per_second = best.growth_bytes_per_s;
+      current_.model = best.model;
+      current_.reason = best.reason;
+    }
+  } else {
+    consecutive_ = 0;
+  }
+
+  current_.state = state_;
+  if (state_ == Prediction::State::kAtRisk) {
+    current_.time_to_oom_ms = std::max<int64_t>(0, oom_deadline_ms_ - s.time_ms);
+  } else {
+    current_.time_to_oom_ms = -1;
+    if (state_ == Prediction::State::kNone) {
+      current_.confidence = 0;
+      current_.growth_bytes_per_second = fast_ok ? fast_slope * kMiB : 0;
+      current_.model = "";
+      current_.reason = "";
+    } else {
+      current_.confidence = 0;
+    }
+  }
+
+  // --- Cadence. ---
+  double tt_s = std::numeric_limits<double>::infinity();
+  if (state_ == Prediction::State::kAtRisk) tt_s = static_cast<double>(current_.time_to_oom_ms) / 1000;
+  if (best.present) tt_s = std::min(tt_s, best.time_to_oom_s);
+  if (tt_s <= p.fast_horizon_s) {
+    next_delay_ms_ = p.cadence_urgent_ms;
+  } else if (tt_s <= p.slow_horizon_s) {
+    next_delay_ms_ = p.cadence_risk_ms;
+  } else if (y < p.idle_fraction * limit &&
+             !(fast_ok && fast_slope > 0 &&
+               (limit - fast_level) / fast_slope <= 4 * p.slow_horizon_s)) {
+    next_delay_ms_ = p.cadence_idle_ms;
+  } else {
+    next_delay_ms_ = p.cadence_default_ms;
+  }
+  return current_;
+}
+
+}  // namespace tapio::predict

@@ -1,0 +1,125 @@
+// Evaluation: replays labelled traces through the predictor and two baselines, and scores them.
+//
+// Definitions (also in docs/prediction.md):
+//   alarm episode   from a raise (not at risk -> at risk) to the next clear (or the trace end).
+//   detected        a positive trace whose detector is at risk at its last sample before the OOM;
+//                   lead = OOM time - raise time of that episode. A missed trace has lead 0.
+//   recall@L        share of positive traces with lead >= L seconds.
+//   false alarm     a raise that is not followed by an OOM while its episode lasts or within
+//                   kFalseAlarmHorizonS of the raise. Every raise on a negative trace is one.
+//                   Rate = false alarms / container-hours replayed (negatives unless stated).
+//   TTO error       |predicted time to OOM at the raise - actual time left|, detected traces.
+#ifndef TAPIO_SIM_EVALUATION_H_
+#define TAPIO_SIM_EVALUATION_H_
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/predict/model_params.h"
+#include "agent/predict/predictor.h"
+#include "agent/predict/trace.h"
+#include "sim/simulator.h"
+
+namespace tapio::sim {
+
+inline constexpr double kFalseAlarmHorizonS = 900;
+inline constexpr std::array<double, 4> kRecallLeadsS = {5, 10, 30, 60};
+
+// What every detector under evaluation reports per sample.
+struct Verdict {
+  bool at_risk = false;
+  double time_to_oom_s = -1;  // -1 when the detector gives none
+};
+
+class Detector {
+ public:
+  virtual ~Detector() = default;
+  virtual Verdict Update(const predict::MemorySample& s) = 0;
+  // Delay to the next sample this detector would like (only the model's is used for cadence).
+  virtual int64_t NextDelayMs() const { return 1000; }
+};
+
+enum class DetectorKind : uint8_t { kModel = 0, kThreshold = 1, kUsageTrend = 2 };
+inline constexpr int kDetectorCount = 3;
+std::string_view DetectorName(DetectorKind k);  // "tapio", "threshold90", "usage_trend"
+
+// kModel: OomPredictor with `params`; kThreshold: non-reclaimable >= 90% of the limit;
+// kUsageTrend: least squares over the last 60 s of total usage, at risk when the line reaches the
+// limit within 300 s.
+std::unique_ptr<Detector> MakeDetector(DetectorKind kind, const predict::ModelParams* params);
+
+struct TraceResult {
+  std::string workload_class;
+  ClassGroup group = ClassGroup::kNegative;
+  bool positive = false;        // the label says OOM
+  double duration_s = 0;        // replayed span
+  int64_t samples = 0;
+  bool detected = false;
+  double lead_s = 0;
+  double tto_error_s = -1;      // -1 when not detected or the detector gives no estimate
+  int64_t raises = 0;
+  int64_t false_alarms = 0;
+  std::vector<int64_t> raise_times_ms;
+};
+
+// Replays `samples` (those before the OOM only) through a detector.
+TraceResult ScoreTrace(const predict::Trace& trace, Detector* detector, ClassGroup group);
+
+struct Summary {
+  int64_t traces = 0, positives = 0, detected = 0;
+  std::array<double, 4> recall{};  // at kRecallLeadsS; NaN-free: 0 when no positives
+  double lead_p10_s = 0, lead_p50_s = 0, lead_p90_s = 0;  // over positives, missed = 0
+  double container_hours = 0;
+  int64_t false_alarms = 0;
+  double false_alarms_per_hour = 0;
+  double tto_error_p50_s = -1;
+};
+Summary Summarize(const std::vector<const TraceResult*>& results);
+
+struct EvalReport {
+  std::string split;  // "tune", "test", or "files"
+  int64_t seeds_per_class = 0;
+  // [detector][row]: one row per class present, then pooled rows.
+  struct Row {
+    std::string name;   // class name or "pooled:<group>" / "pooled:positives"
+    std::string group;
+    Summary summary;
+  };
+  std::array<std::vector<Row>, kDetectorCount> rows;
+  // Recall curve over lead 0..600 s (pooled positives), for the plot.
+  std::array<std::vector<double>, kDetectorCount> recall_curve;
+  std::array<std::vector<double>, kDetectorCount> lead_sorted;  // pooled positives
+};
+
+struct EvalOptions {
+  int64_t seeds_per_class = 40;
+  uint64_t seed_base = kTestSeedBase;
+  // Cadence: 0 = the model's adaptive cadence (SuggestedNextSampleDelayMs), else fixed.
+  int64_t cadence_ms = 0;
+};
+
+// Generates the split and scores every detector on the same samples.
+EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptions& options);
+// Scores traces read from files (their recorded cadence).
+EvalReport EvaluateTraces(const predict::ModelParams& params,
+                          const std::vector<predict::Trace>& traces);
+
+// Samples of one simulated trace as the model's adaptive cadence reads them.
+predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params);
+
+// Goals from the brief, checked on a report. Empty = all met; otherwise one line per miss.
+std::vector<std::string> CheckGoals(const EvalReport& report);
+
+std::string ReportToMarkdown(const EvalReport& report);
+std::string ReportToJson(const EvalReport& report);
+std::string RecallPlotSvg(const EvalReport& report);
+// One trace with the model's alarm marked (non-reclaimable and usage vs limit).
+std::string TracePlotSvg(const predict::Trace& trace, const TraceResult& model_result,
+                         const std::string& title);
+
+}  // namespace tapio::sim
+
+#endif  // TAPIO_SIM_EVALUATION_H_
