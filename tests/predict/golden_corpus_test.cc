@@ -1,0 +1,73 @@
+// The golden corpus: the simulated test split (seeds from kTestSeedBase, never used for tuning)
+// replayed through models/default.json at the predictor's adaptive cadence. Fails when any
+// quality goal of the brief is missed (CheckGoals), and prints the report on failure.
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "agent/predict/model_params.h"
+#include "agent/predict/trace.h"
+#include "gtest/gtest.h"
+#include "sim/evaluation.h"
+
+namespace tapio::sim {
+namespace {
+
+predict::ModelParams LoadShippedModel() {
+  std::ifstream in(std::string(TAPIO_SOURCE_DIR) + "/models/default.json");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  absl::StatusOr<predict::ModelParams> p = predict::LoadModelParams(buf.str());
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : predict::ModelParams();
+}
+
+TEST(GoldenCorpusTest, TestSplitMeetsEveryQualityGoal) {
+  predict::ModelParams params = LoadShippedModel();
+  EvalOptions options;
+  options.seeds_per_class = 40;
+  options.seed_base = kTestSeedBase;
+  EvalReport report = EvaluateSimulated(params, options);
+  std::vector<std::string> misses = CheckGoals(report);
+  std::string all;
+  for (const std::string& m : misses) all += m + "\n";
+  EXPECT_TRUE(misses.empty()) << all << "\n" << ReportToMarkdown(report);
+}
+
+TEST(GoldenCorpusTest, FixedOneSecondCadenceAlsoMeetsTheGoals) {
+  // The agent may not honour the suggested cadence (e.g. a global sampling tick).
+  predict::ModelParams params = LoadShippedModel();
+  EvalOptions options;
+  options.seeds_per_class = 20;
+  options.seed_base = kTestSeedBase + 500;
+  options.cadence_ms = 1000;
+  EvalReport report = EvaluateSimulated(params, options);
+  std::vector<std::string> misses = CheckGoals(report);
+  std::string all;
+  for (const std::string& m : misses) all += m + "\n";
+  EXPECT_TRUE(misses.empty()) << all << "\n" << ReportToMarkdown(report);
+}
+
+TEST(GoldenCorpusTest, RecordedTracesInFixturesParseAndNeverRaiseOnNegatives) {
+  const std::filesystem::path dir = std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict";
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no recorded traces yet";
+  predict::ModelParams params = LoadShippedModel();
+  int n = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".jsonl") continue;
+    absl::StatusOr<predict::Trace> trace = predict::ReadTraceFile(entry.path().string());
+    ASSERT_TRUE(trace.ok()) << trace.status();
+    ++n;
+    auto det = MakeDetector(DetectorKind::kModel, &params);
+    TraceResult r = ScoreTrace(*trace, det.get(),
+                               trace->header.oom_time_ms ? ClassGroup::kPredictable : ClassGroup::kNegative);
+    EXPECT_EQ(r.false_alarms, 0) << entry.path();
+    if (trace->header.oom_time_ms) {
+      EXPECT_TRUE(r.detected) << entry.path();
+    }
+  }
+  if (n == 0) GTEST_SKIP() << "no recorded traces yet";
+}
+
+}  // namespace
+}  // namespace tapio::sim

@@ -1,0 +1,336 @@
+#include "agent/predict/predictor.h"
+
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace tapio::predict {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kLimit = 1024 * kMiB;
+
+// A sample with `anon_mib` anonymous memory and page cache filling the rest up to the limit.
+MemorySample Sample(int64_t time_ms, double anon_mib, double shmem_mib = 0) {
+  MemorySample s;
+  s.time_ms = time_ms;
+  s.limit_bytes = kLimit;
+  s.anon_bytes = static_cast<uint64_t>(anon_mib * kMiB);
+  s.shmem_bytes = static_cast<uint64_t>(shmem_mib * kMiB);
+  s.kernel_unreclaimable_bytes = 8 * kMiB;
+  uint64_t nr = s.anon_bytes + s.shmem_bytes + s.kernel_unreclaimable_bytes;
+  uint64_t cache = nr < kLimit ? (kLimit - nr) / 2 : 0;
+  s.file_bytes = cache + s.shmem_bytes;
+  s.inactive_file_bytes = cache / 2;
+  s.active_file_bytes = s.file_bytes - s.inactive_file_bytes;
+  s.usage_bytes = std::min(kLimit, nr + cache);
+  return s;
+}
+
+// Deterministic small noise in MiB.
+double Noise(int64_t i, double amplitude_mib) {
+  return amplitude_mib * std::sin(static_cast<double>(i) * 1.7) * std::cos(static_cast<double>(i) * 0.31);
+}
+
+struct DriveResult {
+  std::vector<Prediction> predictions;
+  std::vector<int64_t> times_ms;
+  int raises = 0, clears = 0;
+  int64_t first_raise_ms = -1;
+  Prediction first_raise;
+};
+
+// Feeds samples from `make(time_ms, index)` every `step_ms` until `end_ms`.
+DriveResult Drive(OomPredictor* predictor, int64_t end_ms, int64_t step_ms,
+          const std::function<MemorySample(int64_t, int64_t)>& make) {
+  DriveResult run;
+  int64_t i = 0;
+  for (int64_t t = 0; t < end_ms; t += step_ms, ++i) {
+    Prediction p = predictor->Update(make(t, i));
+    run.predictions.push_back(p);
+    run.times_ms.push_back(t);
+    if (p.changed && p.state == Prediction::State::kAtRisk) {
+      if (run.raises == 0) {
+        run.first_raise_ms = t;
+        run.first_raise = p;
+      }
+      ++run.raises;
+    }
+    if (p.changed && p.state == Prediction::State::kCleared) ++run.clears;
+  }
+  return run;
+}
+
+class OomPredictorTest : public ::testing::Test {
+ protected:
+  ModelParams params_;
+};
+
+TEST_F(OomPredictorTest, PageCacheAtLimitIsNotAtRisk) {
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 3600 * 1000, 1000, [](int64_t t, int64_t i) {
+    MemorySample s = Sample(t, 200 + Noise(i, 3));
+    s.file_bytes = kLimit - s.anon_bytes - s.kernel_unreclaimable_bytes;  // cache fills the limit
+    s.usage_bytes = kLimit;
+    s.limit_hits = static_cast<uint64_t>(i) * 20;             // failcnt climbs all the time
+    s.reclaim_stall_ns = static_cast<uint64_t>(i) * 5000000;  // 0.5% of the time in reclaim
+    s.psi_some_avg10 = 3;
+    return s;
+  });
+  EXPECT_EQ(run.raises, 0);
+}
+
+TEST_F(OomPredictorTest, LinearLeakRaisesMinutesAheadWithAccurateTimeToOom) {
+  OomPredictor predictor(&params_);
+  // 200 MiB growing 0.5 MiB/s: non-reclaimable (anon + 8 MiB kernel) reaches 1024 MiB at 1632 s.
+  const double oom_s = (1024.0 - 208.0) / 0.5;
+  DriveResult run = Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+    return Sample(t, 200 + 0.5 * static_cast<double>(t) / 1000 + Noise(i, 2));
+  });
+  ASSERT_EQ(run.raises, 1);
+  const double lead_s = oom_s - static_cast<double>(run.first_raise_ms) / 1000;
+  EXPECT_GE(lead_s, 200);
+  EXPECT_LE(lead_s, params_.slow_horizon_s + 10);
+  EXPECT_EQ(run.first_raise.model, "trend");
+  EXPECT_NEAR(static_cast<double>(run.first_raise.time_to_oom_ms) / 1000, lead_s, 0.1 * lead_s);
+  EXPECT_NEAR(run.first_raise.growth_bytes_per_second, 0.5 * kMiB, 0.1 * kMiB);
+  EXPECT_EQ(run.predictions.back().state, Prediction::State::kAtRisk);
+}
+
+TEST_F(OomPredictorTest, FastRampRaisesSecondsAhead) {
+  OomPredictor predictor(&params_);
+  // Flat at 400 MiB for 10 min, then +30 MiB/s: the limit is reached ~20.5 s into the ramp.
+  const double ramp_start_s = 600, oom_s = ramp_start_s + (1024.0 - 408.0) / 30;
+  DriveResult run = Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [&](int64_t t, int64_t i) {
+    double ts = static_cast<double>(t) / 1000;
+    return Sample(t, 400 + Noise(i, 2) + (ts > ramp_start_s ? 30 * (ts - ramp_start_s) : 0));
+  });
+  ASSERT_GE(run.raises, 1);
+  EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 5);
+  EXPECT_GE(static_cast<double>(run.first_raise_ms) / 1000, ramp_start_s);
+  EXPECT_EQ(run.first_raise.reason, "fast_growth");
+}
+
+// Sawtooth heap: floor + rise over `period_s`, then a collection drops it back.
+double Sawtooth(double t_s, double floor_mib, double amplitude_mib, double period_s) {
+  double phase = t_s / period_s - std::floor(t_s / period_s);
+  return floor_mib + amplitude_mib * phase;
+}
+
+TEST_F(OomPredictorTest, SawtoothWithStablePeakNearLimitIsNotAtRisk) {
+  OomPredictor predictor(&params_);
+  // Peaks at ~910 of 1024 MiB (plus 8 kernel), every 180 s: rises at 1.5 MiB/s.
+  DriveResult run = Drive(&predictor, 3600 * 1000, 1000, [](int64_t t, int64_t i) {
+    return Sample(t, Sawtooth(static_cast<double>(t) / 1000, 640, 270, 180) + Noise(i, 3));
+  });
+  EXPECT_EQ(run.raises, 0);
+}
+
+TEST_F(OomPredictorTest, SawtoothWithRisingPeaksRaisesFromTheEnvelope) {
+  OomPredictor predictor(&params_);
+  // Floor rises 0.1 MiB/s from 300 MiB, amplitude 250 MiB, period 120 s: peaks hit the limit
+  // when 300 + 0.1 t + 250 + 8 >= 1024, i.e. t ~ 4660 s.
+  DriveResult run = Drive(&predictor, 4600 * 1000, 1000, [](int64_t t, int64_t i) {
+    double ts = static_cast<double>(t) / 1000;
+    return Sample(t, Sawtooth(ts, 300 + 0.1 * ts, 250, 120) + Noise(i, 2));
+  });
+  ASSERT_GE(run.raises, 1);
+  EXPECT_EQ(run.first_raise.model, "envelope");
+  EXPECT_EQ(run.first_raise.reason, "rising_peaks");
+  EXPECT_GE(4660 - static_cast<double>(run.first_raise_ms) / 1000, 60);
+}
+
+TEST_F(OomPredictorTest, ThrashingWithoutGrowthIsNotAtRisk) {
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 3600 * 1000, 1000, [](int64_t t, int64_t i) {
+    MemorySample s = Sample(t, 950 + Noise(i, 2));  // 958 of 1024 MiB non-reclaimable
+    s.psi_some_avg10 = 45;
+    s.psi_full_avg10 = 20;
+    s.limit_hits = static_cast<uint64_t>(i) * 20;
+    s.reclaim_stall_ns = static_cast<uint64_t>(i) * 300000000;  // 30% of the time stalled
+    return s;
+  });
+  EXPECT_EQ(run.raises, 0);
+}
+
+TEST_F(OomPredictorTest, PressureNearTheLimitTurnsSlightGrowthIntoARisk) {
+  auto make = [](bool pressure) {
+    return [pressure](int64_t t, int64_t i) {
+      // 990 MiB (+8 kernel) creeping up 0.02 MiB/s: 26 MiB of headroom, >20 min away.
+      MemorySample s = Sample(t, 990 + 0.02 * static_cast<double>(t) / 1000 + Noise(i, 0.05));
+      if (pressure) {
+        s.psi_some_avg10 = 40;
+        s.psi_full_avg10 = 15;
+      }
+      return s;
+    };
+  };
+  OomPredictor with_pressure(&params_);
+  DriveResult a = Drive(&with_pressure, 200 * 1000, 1000, make(true));
+  ASSERT_GE(a.raises, 1);
+  EXPECT_EQ(a.first_raise.model, "pressure");
+  OomPredictor without_pressure(&params_);
+  DriveResult b = Drive(&without_pressure, 200 * 1000, 1000, make(false));
+  EXPECT_EQ(b.raises, 0);
+}
+
+TEST_F(OomPredictorTest, TmpfsGrowthCountsAsNonReclaimable) {
+  OomPredictor predictor(&params_);
+  // anon flat at 100 MiB; tmpfs grows 0.5 MiB/s (it is file memory but cannot be reclaimed).
+  DriveResult run = Drive(&predictor, 1700 * 1000, 1000, [](int64_t t, int64_t i) {
+    return Sample(t, 100 + Noise(i, 1), 0.5 * static_cast<double>(t) / 1000);
+  });
+  EXPECT_EQ(run.raises, 1);
+  EXPECT_EQ(run.predictions.back().state, Prediction::State::kAtRisk);
+}
+
+TEST_F(OomPredictorTest, GrowthThatStopsClearsOnceThenReportsNone) {
+  OomPredictor predictor(&params_);
+  // Grows 2 MiB/s from 300 MiB for 300 s (to ~908 MiB), then stays there.
+  DriveResult run = Drive(&predictor, 1200 * 1000, 1000, [](int64_t t, int64_t i) {
+    double ts = std::min(static_cast<double>(t) / 1000, 300.0);
+    return Sample(t, 300 + 2 * ts + Noise(i, 1));
+  });
+  EXPECT_EQ(run.raises, 1);
+  EXPECT_EQ(run.clears, 1);
+  int cleared_states = 0;
+  for (const Prediction& p : run.predictions) {
+    if (p.state == Prediction::State::kCleared) {
+      ++cleared_states;
+      EXPECT_TRUE(p.changed);
+      EXPECT_EQ(p.reason, "risk_gone");
+      EXPECT_EQ(p.time_to_oom_ms, -1);
+    }
+  }
+  EXPECT_EQ(cleared_states, 1);
+  EXPECT_EQ(run.predictions.back().state, Prediction::State::kNone);
+  EXPECT_FALSE(run.predictions.back().changed);
+}
+
+TEST_F(OomPredictorTest, CooldownDelaysASlowReRaiseAfterAClear) {
+  params_.cooldown_s = 100000;  // effectively forever
+  OomPredictor predictor(&params_);
+  // Growth, plateau long enough to clear, then slow growth again.
+  DriveResult run = Drive(&predictor, 3000 * 1000, 1000, [](int64_t t, int64_t i) {
+    double ts = static_cast<double>(t) / 1000;
+    double level = ts < 300 ? 300 + 2 * ts : ts < 1200 ? 900 : 900 + 0.3 * (ts - 1200);
+    return Sample(t, std::min(level, 1000.0) + Noise(i, 1));
+  });
+  EXPECT_EQ(run.raises, 1);
+  EXPECT_EQ(run.clears, 1);
+
+  ModelParams no_cooldown = params_;
+  no_cooldown.cooldown_s = 0;
+  OomPredictor again(&no_cooldown);
+  DriveResult run2 = Drive(&again, 3000 * 1000, 1000, [](int64_t t, int64_t i) {
+    double ts = static_cast<double>(t) / 1000;
+    double level = ts < 300 ? 300 + 2 * ts : ts < 1200 ? 900 : 900 + 0.3 * (ts - 1200);
+    return Sample(t, std::min(level, 1000.0) + Noise(i, 1));
+  });
+  EXPECT_EQ(run2.raises, 2);
+}
+
+TEST_F(OomPredictorTest, UnlimitedCgroupIsNeverPredicted) {
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 600 * 1000, 1000, [](int64_t t, int64_t i) {
+    MemorySample s = Sample(t, 100 + 10 * static_cast<double>(t) / 1000);
+    s.limit_bytes = 0;
+    return s;
+  });
+  EXPECT_EQ(run.raises, 0);
+  EXPECT_EQ(run.predictions.back().reason, "unlimited");
+}
+
+TEST_F(OomPredictorTest, SampleWhoseTimeDoesNotAdvanceIsIgnoredAndCounted) {
+  OomPredictor predictor(&params_);
+  predictor.Update(Sample(1000, 100));
+  predictor.Update(Sample(2000, 100));
+  Prediction p = predictor.Update(Sample(2000, 1020));
+  EXPECT_EQ(predictor.out_of_order_samples(), 1u);
+  EXPECT_FALSE(p.changed);
+  predictor.Update(Sample(1500, 1020));
+  EXPECT_EQ(predictor.out_of_order_samples(), 2u);
+}
+
+TEST_F(OomPredictorTest, OomKillClearsTheAlarmAndRestartsTheHistory) {
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 1500 * 1000, 1000, [](int64_t t, int64_t i) {
+    return Sample(t, 200 + 0.5 * static_cast<double>(t) / 1000 + Noise(i, 1));
+  });
+  ASSERT_EQ(run.predictions.back().state, Prediction::State::kAtRisk);
+  MemorySample killed = Sample(1500 * 1000, 50);
+  killed.oom_kills = 1;
+  Prediction p = predictor.Update(killed);
+  EXPECT_TRUE(p.changed);
+  EXPECT_EQ(p.state, Prediction::State::kCleared);
+  EXPECT_EQ(p.reason, "oom_killed");
+  p = predictor.Update(Sample(1501 * 1000, 50));
+  EXPECT_EQ(p.state, Prediction::State::kNone);
+}
+
+TEST_F(OomPredictorTest, CadenceSpeedsUpAsTimeToOomShrinks) {
+  OomPredictor predictor(&params_);
+  for (int64_t t = 0; t < 400; ++t) predictor.Update(Sample(t * 1000, 100 + Noise(t, 1)));
+  EXPECT_EQ(predictor.SuggestedNextSampleDelayMs(), params_.cadence_idle_ms);
+  // Leak: 1 MiB/s from 500 MiB.
+  int64_t seen_risk = 0, seen_urgent = 0;
+  for (int64_t t = 400; t < 930; ++t) {
+    predictor.Update(Sample(t * 1000, 500 + (static_cast<double>(t) - 400) + Noise(t, 1)));
+    if (predictor.SuggestedNextSampleDelayMs() == params_.cadence_risk_ms) ++seen_risk;
+    if (predictor.SuggestedNextSampleDelayMs() == params_.cadence_urgent_ms) ++seen_urgent;
+  }
+  EXPECT_GT(seen_risk, 0);
+  EXPECT_GT(seen_urgent, 0);
+  EXPECT_EQ(predictor.SuggestedNextSampleDelayMs(), params_.cadence_urgent_ms);
+}
+
+TEST_F(OomPredictorTest, StateFitsInOneKibibyte) { EXPECT_LE(sizeof(OomPredictor), 1024u); }
+
+TEST(DecayingRegressionTest, RecoversAnExactLine) {
+  DecayingRegression r;
+  double level = 0, slope = 0, se = 0;
+  for (int i = 0; i < 50; ++i) r.Add(i == 0 ? 0 : 2.0, i == 0 ? 1 : std::exp(-2.0 / 30), 3 + 0.5 * (2.0 * i));
+  ASSERT_TRUE(r.Fit(&level, &slope, &se));
+  EXPECT_NEAR(slope, 0.5, 1e-9);
+  EXPECT_NEAR(level, 3 + 0.5 * 98, 1e-6);
+  EXPECT_NEAR(se, 0, 1e-6);
+}
+
+TEST(DecayingRegressionTest, TooFewSamplesIsNoFit) {
+  DecayingRegression r;
+  double level, slope, se;
+  r.Add(0, 1, 1);
+  r.Add(1, 0.9, 2);
+  EXPECT_FALSE(r.Fit(&level, &slope, &se));
+}
+
+TEST(NonReclaimableBytesTest, SumsAnonShmemAndKernelAndSaturates) {
+  MemorySample s;
+  s.anon_bytes = 10;
+  s.shmem_bytes = 20;
+  s.kernel_unreclaimable_bytes = 5;
+  s.file_bytes = 1000;
+  EXPECT_EQ(NonReclaimableBytes(s), 35u);
+  s.shmem_bytes = UINT64_MAX - 3;
+  EXPECT_EQ(NonReclaimableBytes(s), UINT64_MAX);
+}
+
+TEST(DescribePredictionTest, NamesModelTimeAndMemory) {
+  Prediction p;
+  p.state = Prediction::State::kAtRisk;
+  p.time_to_oom_ms = 42000;
+  p.model = "trend";
+  p.reason = "steady_growth";
+  p.non_reclaimable_bytes = 900 * kMiB;
+  p.growth_bytes_per_second = 2 * kMiB;
+  p.confidence = 0.8;
+  std::string text = DescribePrediction(p, kLimit);
+  EXPECT_NE(text.find("42 s"), std::string::npos) << text;
+  EXPECT_NE(text.find("trend"), std::string::npos) << text;
+  EXPECT_NE(text.find("900.0 MiB of 1024.0 MiB"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace tapio::predict
