@@ -143,17 +143,15 @@ class ApiServer::Service final : public v1::TapioService::Service {
         if (sub->closed()) break;
         continue;
       }
-      // Drain what is queued; hint the transport to coalesce while more events are waiting.
+      // One Write per event. (GRPC_WRITE_BUFFER_HINT would coalesce, but with the synchronous
+      // API a hinted Write does not complete until a later unhinted one: it stalls the stream.)
       while (next) {
-        EventPtr current = std::move(next);
-        next = sub->Next(absl::ZeroDuration());
-        EventToProto(*current, options_.node_name, &message);
-        grpc::WriteOptions write_options;
-        if (next) write_options.set_buffer_hint();
-        if (!writer->Write(message, write_options)) {
+        EventToProto(*next, options_.node_name, &message);
+        if (!writer->Write(message)) {
           client_gone = true;
           break;
         }
+        next = sub->Next(absl::ZeroDuration());
         events_sent_.fetch_add(1, std::memory_order_relaxed);
       }
     }
