@@ -106,13 +106,14 @@ inline std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// Polls `condition` every 5 ms until true or `timeout`.
+// Polls `condition` every `poll` until true or `timeout`.
 template <typename F>
-bool WaitFor(F condition, absl::Duration timeout = absl::Seconds(10)) {
+bool WaitFor(F condition, absl::Duration timeout = absl::Seconds(10),
+             absl::Duration poll = absl::Milliseconds(5)) {
   const absl::Time deadline = absl::Now() + timeout;
   while (!condition()) {
     if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(5));
+    absl::SleepFor(poll);
   }
   return true;
 }

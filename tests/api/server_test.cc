@@ -252,7 +252,8 @@ TEST_F(ApiServerTest, StalledClientLosesEventsInBandWithoutSlowingOthers) {
   for (int i = 1; i <= kEvents; ++i) {
     bus_.Publish(UsageEvent(id, i, 4096));
     // Paced by the fast client, so only the stalled one can fall behind.
-    ASSERT_TRUE(WaitFor([&] { return fast_last_seq.load() == static_cast<uint64_t>(i); }))
+    ASSERT_TRUE(WaitFor([&] { return fast_last_seq.load() == static_cast<uint64_t>(i); },
+                        absl::Seconds(10), absl::Microseconds(20)))
         << "fast client stuck at " << fast_last_seq.load();
   }
   EXPECT_FALSE(fast_gap.load());
