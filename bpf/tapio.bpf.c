@@ -54,21 +54,42 @@ struct {
 /* Cgroups whose processes the rss_stat hook follows (key: cgroup id as in the header). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC); /* memory only for live entries */
   __uint(max_entries, 4096);
   __type(key, __u64);
   __type(value, __u8);
 } tapio_tracked SEC(".maps");
 
-/* Last RSS reported per process (stored on the thread-group leader). */
-struct rss_last {
+/* Per-process state of the rss_stat hook, on the thread-group leader: the last reported RSS. */
+struct rss_state {
   __u64 pages[4];
 };
 struct {
   __uint(type, BPF_MAP_TYPE_TASK_STORAGE);
   __uint(map_flags, BPF_F_NO_PREALLOC);
   __type(key, int);
-  __type(value, struct rss_last);
+  __type(value, struct rss_state);
 } tapio_rss_last SEC(".maps");
+
+/* Per-CPU cache of the last "is this cgroup tracked?" decision, so that the per-fault path of
+ * untracked processes (nearly all of them) costs no helper call and no hash lookup: only loads.
+ * Invalidated by a different cgroup id or a bump of `tracked_gen`. Races: a program preempted
+ * while refreshing the cache on the same CPU can leave a decision made under the previous
+ * generation, only if the tracked set changed at that instant; the next miss corrects it. */
+struct tracked_cache {
+  __u64 cgroup_id;
+  __u32 gen;
+  __u32 tracked;
+};
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct tracked_cache);
+} tapio_tracked_cache SEC(".maps");
+
+/* Bumped by user space after every change of tapio_tracked (.bss, mmapped by the skeleton). */
+volatile __u32 tracked_gen = 0;
 
 /* memcg reclaim passes in flight, key: thread id. */
 struct reclaim_start {
@@ -78,6 +99,7 @@ struct reclaim_start {
 };
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC); /* memory only for live entries */
   __uint(max_entries, 8192);
   __type(key, __u32);
   __type(value, struct reclaim_start);
@@ -85,6 +107,7 @@ struct {
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(map_flags, BPF_F_NO_PREALLOC); /* memory only for live entries */
   __uint(max_entries, 16384);
   __type(key, __u64);
   __type(value, struct tapio_reclaim_total);
@@ -197,30 +220,63 @@ int tapio_task_rss(struct bpf_iter__task *ctx) {
 }
 
 /* ---- tp_btf/rss_stat: per-fault path, aggregated in task local storage ---------------------- */
+/* The hottest code here: it runs on about every page fault of the node. Direct (BTF) loads only,
+ * three helper calls in the common case (current task, storage, cgroup id), no map lookup
+ * unless the cached decision is stale. */
+static __always_inline void read_rss_direct(struct mm_struct *mm, __u64 out[4]) {
+  if (bpf_core_type_exists(struct mm_rss_stat___old)) {
+    read_rss(mm, out);
+    return;
+  }
+  out[0] = clamp_pages(mm->rss_stat[0].count);
+  out[1] = clamp_pages(mm->rss_stat[1].count);
+  out[2] = clamp_pages(mm->rss_stat[2].count);
+  out[3] = clamp_pages(mm->rss_stat[3].count);
+}
+
+/* The cgroup id of a BTF (trusted) task by direct loads: what bpf_get_current_cgroup_id() computes,
+ * without the helper call. */
+static __always_inline __u64 task_cgroup_id_direct(struct task_struct *task) {
+  if (use_v1_memcg_id) {
+    int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+    return task->cgroups->subsys[id]->cgroup->kn->id;
+  }
+  return task->cgroups->dfl_cgrp->kn->id;
+}
+
 SEC("tp_btf/rss_stat")
 int BPF_PROG(tapio_rss_stat, struct mm_struct *mm, int member) {
   struct task_struct *cur = bpf_get_current_task_btf();
   if (cur->mm != mm) return 0; /* remote updates (e.g. the OOM reaper): not this process's fault */
-  __u64 cgid = 0;
+  __u64 cgid = task_cgroup_id_direct(cur);
   if (!rss_track_all) {
-    cgid = current_cgroup_id();
-    if (!bpf_map_lookup_elem(&tapio_tracked, &cgid)) return 0;
+    __u32 zero = 0;
+    struct tracked_cache *tc = bpf_map_lookup_elem(&tapio_tracked_cache, &zero);
+    if (!tc) return 0;
+    __u32 gen = tracked_gen;
+    if (tc->cgroup_id != cgid || tc->gen != gen) {
+      __u32 tracked = bpf_map_lookup_elem(&tapio_tracked, &cgid) != 0;
+      tc->tracked = tracked;
+      tc->gen = gen;
+      tc->cgroup_id = cgid;
+      if (!tracked) return 0;
+    } else if (!tc->tracked) {
+      return 0;
+    }
   }
-  struct task_struct *leader = cur->group_leader;
-  struct rss_last *last =
-      bpf_task_storage_get(&tapio_rss_last, leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-  if (!last) return 0;
+  struct rss_state *st = bpf_task_storage_get(&tapio_rss_last, cur->group_leader, 0,
+                                              BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (!st) return 0;
   __u64 c[4];
-  read_rss(mm, c);
+  read_rss_direct(mm, c);
   __u64 now = c[0] + c[1] + c[3];
-  __u64 then = last->pages[0] + last->pages[1] + last->pages[3];
+  __u64 then = st->pages[0] + st->pages[1] + st->pages[3];
   __u64 diff = now > then ? now - then : then - now;
   if (diff < rss_threshold_pages) return 0;
-  last->pages[0] = c[0];
-  last->pages[1] = c[1];
-  last->pages[2] = c[2];
-  last->pages[3] = c[3];
-  if (rss_track_all) cgid = current_cgroup_id();
+  st->pages[0] = c[0];
+  st->pages[1] = c[1];
+  st->pages[2] = c[2];
+  st->pages[3] = c[3];
   struct tapio_rss_record rec = {};
   fill_rss_record(&rec, TAPIO_REC_RSS_CHANGE, cur, mm, cgid, c);
   emit(ctx, &rec, sizeof(rec));

@@ -295,7 +295,11 @@ absl::Status MemoryTracker::AttachAll(const TrackerOptions& options) {
       TAPIO_LOG(kWarning, "%s not attached: %s", st.attach_point, st.skip_reason);
       continue;
     }
-    links_.push_back(link);
+    if (prog == skel_->progs.tapio_rss_stat) {
+      rss_link_ = link;
+    } else {
+      links_.push_back(link);
+    }
     if (prog == skel_->progs.tapio_task_rss) iter_link_ = link;
     st.attached = true;
   }
@@ -328,6 +332,7 @@ MemoryTracker::~MemoryTracker() {
   if (ringbuf_) ring_buffer__free(ringbuf_);
   if (perfbuf_) perf_buffer__free(perfbuf_);
   for (bpf_link* link : links_) bpf_link__destroy(link);
+  if (rss_link_) bpf_link__destroy(rss_link_);
   if (skel_) tapio_bpf__destroy(skel_);
 }
 
@@ -439,6 +444,10 @@ std::vector<ProgramStatus> MemoryTracker::Programs() const {
   struct bpf_program* prog;
   bpf_object__for_each_program(prog, skel_->obj) {
     ProgramStatus& st = out[i++];
+    if (prog == skel_->progs.tapio_rss_stat && bpf_program__autoload(prog)) {
+      st.attached = rss_link_ != nullptr;
+      st.skip_reason = st.attached ? "" : "detached by SetRssStatAttached(false)";
+    }
     int fd = bpf_program__fd(prog);
     if (fd < 0) continue;
     struct bpf_prog_info info = {};
@@ -478,11 +487,21 @@ absl::Status MemoryTracker::SetRssTracked(uint64_t cgroup_id, bool tracked) {
   return absl::OkStatus();
 }
 
-bool MemoryTracker::rss_stat_attached() const {
-  for (const ProgramStatus& st : programs_) {
-    if (st.name == "tapio_rss_stat") return st.attached;
+bool MemoryTracker::rss_stat_attached() const { return rss_link_ != nullptr; }
+
+absl::Status MemoryTracker::SetRssStatAttached(bool attached) {
+  if (!bpf_program__autoload(skel_->progs.tapio_rss_stat)) {
+    return absl::FailedPreconditionError("rss_stat hook not loaded: create with rss_stat_hook");
   }
-  return false;
+  if (attached == (rss_link_ != nullptr)) return absl::OkStatus();
+  if (!attached) {
+    bpf_link__destroy(rss_link_);
+    rss_link_ = nullptr;
+    return absl::OkStatus();
+  }
+  rss_link_ = bpf_program__attach(skel_->progs.tapio_rss_stat);
+  if (!rss_link_) return ErrnoStatus(errno, "attach tp_btf/rss_stat");
+  return absl::OkStatus();
 }
 
 uint64_t MemoryTracker::MapMemoryBytes() const {

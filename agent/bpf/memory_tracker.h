@@ -87,6 +87,11 @@ class MemoryTracker {
   // Adds/removes a cgroup id from the rss_stat hook's filter (no effect without the hook).
   absl::Status SetRssTracked(uint64_t cgroup_id, bool tracked);
 
+  // Attaches/detaches the rss_stat hook at run time, so that the per-fault cost is paid only while
+  // some cgroup is followed. FailedPrecondition unless created with rss_stat_hook (the program
+  // is loaded only then). Owner thread only.
+  absl::Status SetRssStatAttached(bool attached);
+
   bool using_ringbuf() const { return ringbuf_ != nullptr; }
   bool rss_stat_attached() const;
   // Map memory the kernel charged for this object's maps (fdinfo memlock), in bytes.
@@ -104,9 +109,10 @@ class MemoryTracker {
   tapio_bpf* skel_ = nullptr;
   std::vector<bpf_link*> links_;
   bpf_link* iter_link_ = nullptr;  // owned through links_
+  bpf_link* rss_link_ = nullptr;   // owned here (not in links_): attached/detached at run time
   ring_buffer* ringbuf_ = nullptr;
   perf_buffer* perfbuf_ = nullptr;
-  std::vector<ProgramStatus> programs_;  // fixed after Create
+  std::vector<ProgramStatus> programs_;  // fixed after Create, except the rss_stat entry
   // Valid only during Poll: where the callbacks deliver.
   absl::FunctionRef<void(const void*, size_t)>* sink_ = nullptr;
   int delivered_ = 0;

@@ -1,0 +1,319 @@
+// Kernel cost of the memory tracker and the bare ring buffer drain rate. Root only.
+//
+//   BM_FaultStormOverhead/<mode>  paired storms in a TestCgroup child, tracker off vs on, order
+//                                 alternated per pair; counter overhead_pct = median over pairs of
+//                                 (rate_off / rate_on - 1) * 100. mode 0: default tracker (no
+//                                 rss_stat hook); mode 1: rss_stat hook on, the storm's cgroup
+//                                 tracked; mode 2: hook on, storm cgroup not tracked; mode 3: an
+//                                 empty tp_btf/rss_stat program (the floor of any per-fault hook). Rates are
+//                                 faults per CPU-second of the storm child. BPF stats stay off here (they add clock reads per run).
+//   BM_RssStatRunCost/<tracked>   kernel.bpf_stats_enabled=1 (restored after) during a storm with
+//                                 the hook on: ns per tapio_rss_stat run, runs per fault.
+//   BM_RingbufBareDrain           a BPF producer fills a ring buffer (bpf_prog_test_run); the time
+//                                 of ring_buffer__consume() alone is measured: records/s.
+//   BM_RingbufDecodeDrain         the same with RecordView::Decode per record.
+//   BM_MapMemory/<mode>           fdinfo memlock of every map of the tracker object.
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "agent/bpf/memory_tracker.h"
+#include "agent/bpf/record.h"
+#include "agent/core/log.h"
+#include "benchmark/benchmark.h"
+#include "bpf/ringbuf_producer.skel.h"
+#include "tests/support/test_cgroup.h"
+
+namespace tapio::bpf {
+namespace {
+
+using ::tapio::testing::ChildProcess;
+using ::tapio::testing::TestCgroup;
+
+constexpr int kStormMs = 150;
+constexpr size_t kStormChunk = 256 << 10;  // 64 pages: stays under the 256-page RSS threshold
+
+double NowSeconds() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// CPU time of the calling process: storm rates are faults per CPU-second, so that other work on
+// the (shared, 2-core) machine taking the CPU away does not count as tracker overhead.
+double CpuSeconds() {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// Runs a page-fault storm (mmap, touch every page, munmap) for kStormMs in a child placed in
+// `cg`; returns faults per CPU-second of the child, or < 0 on error.
+double Storm(TestCgroup& cg) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  absl::StatusOr<ChildProcess> child = cg.SpawnFunction([&]() {
+    const long page = sysconf(_SC_PAGESIZE);
+    uint64_t faults = 0;
+    double start = NowSeconds(), end = start + kStormMs / 1000.0;
+    double cpu_start = CpuSeconds();
+    while (NowSeconds() < end) {
+      for (int rep = 0; rep < 16; ++rep) {
+        char* p = static_cast<char*>(mmap(nullptr, kStormChunk, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (p == MAP_FAILED) return 1;
+        for (size_t off = 0; off < kStormChunk; off += page) p[off] = 1;
+        munmap(p, kStormChunk);
+        faults += kStormChunk / page;
+      }
+    }
+    double rate = faults / (CpuSeconds() - cpu_start);
+    return write(fds[1], &rate, sizeof(rate)) == sizeof(rate) ? 0 : 1;
+  });
+  close(fds[1]);
+  double rate = -1;
+  if (child.ok()) {
+    if (read(fds[0], &rate, sizeof(rate)) != sizeof(rate)) rate = -1;
+    (void)child->Wait(absl::Seconds(10));
+  }
+  close(fds[0]);
+  return rate;
+}
+
+TrackerOptions ModeOptions(int mode) {
+  TrackerOptions o;
+  o.try_fentry = false;
+  o.rss_stat_hook = (mode == 1 || mode == 2);
+  return o;
+}
+
+void BM_FaultStormOverhead(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  const int mode = static_cast<int>(state.range(0));
+  absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create();
+  if (!cg.ok()) return state.SkipWithError(cg.status().ToString().c_str());
+  // Modes 1 and 2: one tracker, the hook detached/attached around each storm. Mode 0: the
+  // default tracker (nothing on the fault path) present vs destroyed.
+  std::unique_ptr<MemoryTracker> hooked;
+  ringbuf_producer_bpf* empty = nullptr;  // mode 3: the empty calibration program
+  bpf_link* empty_link = nullptr;
+  if (mode == 3) {
+    empty = ringbuf_producer_bpf__open_and_load();
+    if (!empty) return state.SkipWithError("calibration object failed to load");
+  } else if (mode != 0) {
+    absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(ModeOptions(mode));
+    if (!t.ok()) return state.SkipWithError(t.status().ToString().c_str());
+    hooked = std::move(*t);
+    if (mode == 1 && !hooked->SetRssTracked((*cg)->cgroup2_id(), true).ok()) {
+      return state.SkipWithError("SetRssTracked failed");
+    }
+  }
+  std::vector<double> log_ratios, off_rates, on_rates;
+  int pair = 0;
+  for (auto _ : state) {
+    double off = 0, on = 0;
+    std::unique_ptr<MemoryTracker> plain;
+    auto set_on = [&](bool enable) {
+      if (mode == 3) {
+        if (enable && !empty_link) empty_link = bpf_program__attach(empty->progs.bench_empty_rss_stat);
+        if (!enable && empty_link) {
+          bpf_link__destroy(empty_link);
+          empty_link = nullptr;
+        }
+        return !enable || empty_link != nullptr;
+      }
+      if (mode != 0) return hooked->SetRssStatAttached(enable).ok();
+      if (!enable) {
+        plain.reset();
+        return true;
+      }
+      absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(ModeOptions(0));
+      if (!t.ok()) return false;
+      plain = std::move(*t);
+      return true;
+    };
+    bool ok = true;
+    if (pair % 2 == 0) {
+      ok = set_on(false);
+      off = Storm(**cg);
+      ok = ok && set_on(true);
+      on = Storm(**cg);
+    } else {
+      ok = set_on(true);
+      on = Storm(**cg);
+      ok = ok && set_on(false);
+      off = Storm(**cg);
+    }
+    ++pair;
+    if (!ok || off <= 0 || on <= 0) {
+      if (empty_link) bpf_link__destroy(empty_link);
+      if (empty) ringbuf_producer_bpf__destroy(empty);
+      return state.SkipWithError("storm or tracker failed");
+    }
+    state.SetIterationTime(2 * kStormMs / 1000.0);
+    off_rates.push_back(off);
+    on_rates.push_back(on);
+    log_ratios.push_back(std::log(off / on));
+  }
+  if (empty_link) bpf_link__destroy(empty_link);
+  if (empty) ringbuf_producer_bpf__destroy(empty);
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
+  double mean_log = 0;
+  for (double r : log_ratios) mean_log += r / log_ratios.size();
+  // Slowdown = time per fault with / without - 1 = rate_off / rate_on - 1.
+  state.counters["overhead_pct_median"] = (std::exp(median(log_ratios)) - 1) * 100;
+  state.counters["overhead_pct_geomean"] = (std::exp(mean_log) - 1) * 100;
+  state.counters["faults_per_cpu_s_off"] = median(off_rates);
+  state.counters["faults_per_cpu_s_on"] = median(on_rates);
+  state.counters["pairs"] = pair;
+}
+BENCHMARK(BM_FaultStormOverhead)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Iterations(30)->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+void BM_RssStatRunCost(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create();
+  if (!cg.ok()) return state.SkipWithError(cg.status().ToString().c_str());
+  absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(ModeOptions(1));
+  if (!t.ok()) return state.SkipWithError(t.status().ToString().c_str());
+  // Arg 1: the storm's cgroup tracked (storage + counters per fault); 0: untracked (cache hit).
+  if (state.range(0) == 1) (void)(*t)->SetRssTracked((*cg)->cgroup2_id(), true);
+  absl::StatusOr<bool> previous = SetBpfStatsEnabled(true);
+  if (!previous.ok()) return state.SkipWithError(previous.status().ToString().c_str());
+  for (auto _ : state) {
+    if (Storm(**cg) <= 0) return state.SkipWithError("storm failed");
+    state.SetIterationTime(kStormMs / 1000.0);
+  }
+  for (const ProgramStatus& p : (*t)->Programs()) {
+    if (p.name == "tapio_rss_stat" && p.run_count > 0) {
+      state.counters["ns_per_run"] = static_cast<double>(p.run_time_ns) / p.run_count;
+      state.counters["runs"] = static_cast<double>(p.run_count);
+    }
+  }
+  (void)SetBpfStatsEnabled(*previous);
+}
+BENCHMARK(BM_RssStatRunCost)->Arg(0)->Arg(1)->Iterations(4)
+    ->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// The same BPF-stats figure for the empty calibration program: what the stats themselves and the
+// program entry cost, to subtract from BM_RssStatRunCost.
+void BM_EmptyRssStatRunCost(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create();
+  if (!cg.ok()) return state.SkipWithError(cg.status().ToString().c_str());
+  ringbuf_producer_bpf* empty = ringbuf_producer_bpf__open_and_load();
+  if (!empty) return state.SkipWithError("calibration object failed to load");
+  bpf_link* link = bpf_program__attach(empty->progs.bench_empty_rss_stat);
+  absl::StatusOr<bool> previous = SetBpfStatsEnabled(true);
+  if (link && previous.ok()) {
+    for (auto _ : state) {
+      if (Storm(**cg) <= 0) break;
+      state.SetIterationTime(kStormMs / 1000.0);
+    }
+    struct bpf_prog_info info = {};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(empty->progs.bench_empty_rss_stat), &info, &len) ==
+            0 &&
+        info.run_cnt > 0) {
+      state.counters["ns_per_run"] = static_cast<double>(info.run_time_ns) / info.run_cnt;
+      state.counters["runs"] = static_cast<double>(info.run_cnt);
+    }
+    (void)SetBpfStatsEnabled(*previous);
+  } else {
+    state.SkipWithError("attach or bpf_stats_enabled failed");
+  }
+  if (link) bpf_link__destroy(link);
+  ringbuf_producer_bpf__destroy(empty);
+}
+BENCHMARK(BM_EmptyRssStatRunCost)->Iterations(4)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// The producer and a ring buffer manager over its map.
+struct Producer {
+  ringbuf_producer_bpf* skel = nullptr;
+  ring_buffer* rb = nullptr;
+  ~Producer() {
+    if (rb) ring_buffer__free(rb);
+    if (skel) ringbuf_producer_bpf__destroy(skel);
+  }
+  // Fills the ring with `count` records; returns how many were produced.
+  uint64_t Fill(uint32_t count) {
+    uint64_t before = skel->bss->produced;
+    struct {
+      uint32_t count;
+    } args = {count};
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+    if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.bench_produce), &opts) != 0) return 0;
+    return skel->bss->produced - before;
+  }
+};
+
+template <bool kDecode>
+int CountRecord(void* ctx, void* data, size_t size) {
+  auto* sum = static_cast<uint64_t*>(ctx);
+  if (kDecode) {
+    absl::StatusOr<RecordView> v = RecordView::Decode(data, size);
+    if (v.ok()) *sum += v->header().pid;
+  } else {
+    *sum += static_cast<const tapio_header*>(data)->pid;
+  }
+  return 0;
+}
+
+template <bool kDecode>
+void BM_RingbufDrain(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  Producer p;
+  p.skel = ringbuf_producer_bpf__open_and_load();
+  if (!p.skel) return state.SkipWithError("producer load failed");
+  uint64_t sum = 0;
+  p.rb = ring_buffer__new(bpf_map__fd(p.skel->maps.bench_rb), &CountRecord<kDecode>, &sum, nullptr);
+  if (!p.rb) return state.SkipWithError("ring_buffer__new failed");
+  uint64_t total = 0;
+  for (auto _ : state) {
+    uint64_t produced = p.Fill(500000);
+    double start = NowSeconds();
+    int n = ring_buffer__consume(p.rb);
+    state.SetIterationTime(NowSeconds() - start);
+    if (n < 0 || static_cast<uint64_t>(n) != produced) return state.SkipWithError("drain mismatch");
+    total += n;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(total);
+  state.counters["dropped_in_producer"] = static_cast<double>(p.skel->bss->dropped);
+}
+void BM_RingbufBareDrain(benchmark::State& state) { BM_RingbufDrain<false>(state); }
+void BM_RingbufDecodeDrain(benchmark::State& state) { BM_RingbufDrain<true>(state); }
+BENCHMARK(BM_RingbufBareDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RingbufDecodeDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+void BM_MapMemory(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  absl::StatusOr<std::unique_ptr<MemoryTracker>> t =
+      MemoryTracker::Create(ModeOptions(static_cast<int>(state.range(0))));
+  if (!t.ok()) return state.SkipWithError(t.status().ToString().c_str());
+  for (auto _ : state) benchmark::DoNotOptimize((*t)->MapMemoryBytes());
+  state.counters["map_memlock_bytes"] = static_cast<double>((*t)->MapMemoryBytes());
+}
+BENCHMARK(BM_MapMemory)->Arg(0)->Arg(1)->Iterations(1);
+
+}  // namespace
+}  // namespace tapio::bpf
+
+int main(int argc, char** argv) {
+  tapio::SetLogLevel(tapio::LogLevel::kWarning);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
