@@ -19,6 +19,8 @@ double SlopeConfidence(double slope, double stderr_, double z) {
   return std::clamp(t / (t + std::max(z, 1e-9)), 0.0, 0.99);
 }
 
+double Square(double x) { return x * x; }
+
 }  // namespace
 
 static_assert(sizeof(OomPredictor) <= 1024, "per-container predictor state must stay <= 1 KiB");
@@ -81,25 +83,26 @@ void DecayingRegression::Add(double dt_s, double decay, double y) {
   ++samples;
 }
 
-bool DecayingRegression::Fit(double* level, double* slope, double* slope_stderr) const {
+bool DecayingRegression::Fit(double* level, double* slope, double* slope_variance) const {
   if (samples < 3 || s0 <= 0) return false;
-  double sxx = stt - st * st / s0;
+  const double inv_s0 = 1.0 / s0;
+  const double sxx = stt - st * st * inv_s0;
   if (!(sxx > 1e-9)) return false;
-  double sxy = sty - st * sy / s0;
-  double b = sxy / sxx;
-  double tbar = st / s0;
-  double ybar = sy / s0;
+  const double sxy = sty - st * sy * inv_s0;
+  const double inv_sxx = 1.0 / sxx;
+  const double b = sxy * inv_sxx;
   *slope = b;
-  *level = ybar - b * tbar;  // at t = 0, the newest sample
-  double n_eff = s0 * s0 / sw2;
-  if (n_eff <= 2.0) {
-    *slope_stderr = std::numeric_limits<double>::infinity();
+  *level = (sy - b * st) * inv_s0;  // at t = 0, the newest sample
+  // With n_eff = s0^2 / sw2 (Kish's effective sample size), the residual variance is
+  // sse / s0 * n_eff / (n_eff - 2) and Var(slope) = sigma^2 / (sxx * n_eff / s0), which
+  // simplifies to sse * sw2 / ((s0^2 - 2 sw2) * sxx). Unweighted, that is sse / (n - 2) / sxx.
+  const double denom = s0 * s0 - 2 * sw2;
+  if (denom <= 0) {
+    *slope_variance = std::numeric_limits<double>::infinity();
     return true;
   }
-  double syy_c = syy - sy * sy / s0;
-  double sse = std::max(0.0, syy_c - b * sxy);
-  double sigma2 = sse / s0 * n_eff / (n_eff - 2.0);
-  *slope_stderr = std::sqrt(sigma2 / (sxx * n_eff / s0));
+  const double sse = std::max(0.0, syy - sy * sy * inv_s0 - b * sxy);
+  *slope_variance = sse * sw2 * inv_sxx / denom;
   return true;
 }
 
@@ -107,6 +110,9 @@ OomPredictor::OomPredictor(const ModelParams* params)
     : params_(params),
       fast_decay_per_s_ln_(-1.0 / params->fast_tau_s),
       slow_decay_per_s_ln_(-1.0 / params->slow_tau_s),
+      fast_z2_(Square(params->fast_z * params->fast_error_inflation)),
+      slow_z2_(Square(params->slow_z * params->slow_error_inflation)),
+      pressure_slow_z2_(Square(params->pressure_slow_z * params->slow_error_inflation)),
       next_delay_ms_(params->cadence_default_ms) {}
 
 void OomPredictor::ResetModels() {
@@ -115,6 +121,8 @@ void OomPredictor::ResetModels() {
   history_s_ = 0;
   peak_count_ = 0;
   peak_head_ = 0;
+  peak_fit_valid_ = false;
+  max_peak_mib_ = -1;
   cycle_peak_mib_ = -1;
   recent_max_mib_ = -1;
   last_drop_time_ms_ = -1;
@@ -139,11 +147,41 @@ void OomPredictor::UpdateEnvelope(int64_t time_ms, double y, double limit) {
     peak_head_ = (peak_head_ + 1) % kMaxPeaks;
     peak_count_ = std::min(peak_count_ + 1, kMaxPeaks);
     last_drop_time_ms_ = time_ms;
+    FitPeaks(time_ms);
     cycle_peak_mib_ = y;
     cycle_peak_time_ms_ = time_ms;
     recent_max_mib_ = y;
     recent_max_time_ms_ = time_ms;
   }
+}
+
+void OomPredictor::FitPeaks(int64_t now_ms) {
+  // Least squares through the recent peaks, time in seconds relative to now_ms. Runs once per
+  // drop; Update() extrapolates the line.
+  max_peak_mib_ = -1;
+  for (int i = 0; i < peak_count_; ++i) max_peak_mib_ = std::max(max_peak_mib_, double{peak_mib_[i]});
+  peak_fit_valid_ = false;
+  if (peak_count_ < params_->envelope_min_peaks) return;
+  const double n = peak_count_;
+  double st = 0, sy = 0, stt = 0, sty = 0, syy = 0;
+  for (int i = 0; i < peak_count_; ++i) {
+    const double t = static_cast<double>(peak_time_ms_[i] - now_ms) / 1000.0;
+    const double v = peak_mib_[i];
+    st += t;
+    sy += v;
+    stt += t * t;
+    sty += t * v;
+    syy += v * v;
+  }
+  const double sxx = stt - st * st / n;
+  if (!(sxx > 1e-9)) return;
+  const double sxy = sty - st * sy / n;
+  peak_fit_slope_ = sxy / sxx;
+  peak_fit_level_ = sy / n - peak_fit_slope_ * st / n;
+  const double sse = std::max(0.0, (syy - sy * sy / n) - peak_fit_slope_ * sxy);
+  peak_fit_se_ = std::sqrt(sse / (n - 2) / sxx);
+  peak_fit_ref_ms_ = now_ms;
+  peak_fit_valid_ = true;
 }
 
 double OomPredictor::PressureScore(const MemorySample& s, double dt_s, double nr_fraction) const {
@@ -216,75 +254,69 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   }
 
   if (dt_s > p.gap_reset_s) ResetModels();
-  const double y = static_cast<double>(nr_bytes) / kMiB;
-  const double limit = static_cast<double>(s.limit_bytes) / kMiB;
+  constexpr double kPerMiB = 1.0 / kMiB;
+  const double y = static_cast<double>(nr_bytes) * kPerMiB;
+  const double limit = static_cast<double>(s.limit_bytes) * kPerMiB;
   if (fast_.samples == 0) {
     fast_.Add(0, 1, y);
     slow_.Add(0, 1, y);
   } else {
-    fast_.Add(dt_s, std::exp(dt_s * fast_decay_per_s_ln_), y);
-    slow_.Add(dt_s, std::exp(dt_s * slow_decay_per_s_ln_), y);
+    // Sampling is usually periodic: reuse the decay factors while the interval repeats.
+    if (dt_s != cached_dt_s_) {
+      cached_dt_s_ = dt_s;
+      cached_fast_decay_ = std::exp(dt_s * fast_decay_per_s_ln_);
+      cached_slow_decay_ = std::exp(dt_s * slow_decay_per_s_ln_);
+    }
+    fast_.Add(dt_s, cached_fast_decay_, y);
+    slow_.Add(dt_s, cached_slow_decay_, y);
     history_s_ += dt_s;
   }
   UpdateEnvelope(s.time_ms, y, limit);
 
   // --- Candidates from each model; the earliest time to OOM wins. ---
   Candidate best;
-  double max_peak = -1;
-  for (int i = 0; i < peak_count_; ++i) max_peak = std::max(max_peak, double{peak_mib_[i]});
+  const double max_peak = max_peak_mib_;
   const bool sawtooth = last_drop_time_ms_ >= 0 &&
                         s.time_ms - last_drop_time_ms_ <= static_cast<int64_t>(p.envelope_idle_s * 1000);
   const bool gated = sawtooth && y < max_peak + p.breakout_margin_fraction * limit;
 
-  double fast_level = 0, fast_slope = 0, fast_se = 0;
+  // Significance without square roots: slope - z * k * se > 0  <=>  slope > 0 and
+  // slope^2 > (z k)^2 var. The square root is only taken for a candidate's confidence.
+  double fast_level = 0, fast_slope = 0, fast_var = 0;
   const bool fast_ok =
-      fast_.samples >= p.fast_min_samples && fast_.Fit(&fast_level, &fast_slope, &fast_se);
-  fast_se *= p.fast_error_inflation;
-  if (!gated && fast_ok && fast_slope - p.fast_z * fast_se > 0) {
-    double tt = std::max(0.0, limit - fast_level) / fast_slope;
-    if (tt <= p.fast_horizon_s) {
-      Consider(&best, tt, SlopeConfidence(fast_slope, fast_se, p.fast_z), fast_slope, "trend",
-               "fast_growth");
+      fast_.samples >= p.fast_min_samples && fast_.Fit(&fast_level, &fast_slope, &fast_var);
+  if (!gated && fast_ok && fast_slope > 0 &&
+      fast_slope * fast_slope > fast_z2_ * fast_var) {
+    const double headroom = std::max(0.0, limit - fast_level);
+    if (headroom <= p.fast_horizon_s * fast_slope) {
+      const double se = std::sqrt(fast_var) * p.fast_error_inflation;
+      Consider(&best, headroom / fast_slope, SlopeConfidence(fast_slope, se, p.fast_z), fast_slope,
+               "trend", "fast_growth");
     }
   }
-  double slow_level = 0, slow_slope = 0, slow_se = 0;
+  double slow_level = 0, slow_slope = 0, slow_var = 0;
   if (!gated && history_s_ >= p.slow_min_history_s &&
-      slow_.Fit(&slow_level, &slow_slope, &slow_se)) {
-    slow_se *= p.slow_error_inflation;
-    const double z = pressure >= 1 ? p.pressure_slow_z : p.slow_z;
-    if (slow_slope - z * slow_se > 0) {
-      double tt = std::max(0.0, limit - slow_level) / slow_slope;
-      if (tt <= p.slow_horizon_s) {
-        Consider(&best, tt, SlopeConfidence(slow_slope, slow_se, z), slow_slope, "trend",
-                 "steady_growth");
+      slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
+    const bool pressured = pressure >= 1;
+    if (slow_slope > 0 && slow_slope * slow_slope > (pressured ? pressure_slow_z2_ : slow_z2_) * slow_var) {
+      const double headroom = std::max(0.0, limit - slow_level);
+      if (headroom <= p.slow_horizon_s * slow_slope) {
+        const double z = pressured ? p.pressure_slow_z : p.slow_z;
+        const double se = std::sqrt(slow_var) * p.slow_error_inflation;
+        Consider(&best, headroom / slow_slope, SlopeConfidence(slow_slope, se, z), slow_slope,
+                 "trend", "steady_growth");
       }
     }
   }
-  if (sawtooth && peak_count_ >= p.envelope_min_peaks) {
-    // Least squares through the recent peaks, time in seconds relative to now.
-    double n = peak_count_, st = 0, sy = 0, stt = 0, sty = 0, syy = 0;
-    for (int i = 0; i < peak_count_; ++i) {
-      double t = static_cast<double>(peak_time_ms_[i] - s.time_ms) / 1000.0;
-      double v = peak_mib_[i];
-      st += t;
-      sy += v;
-      stt += t * t;
-      sty += t * v;
-      syy += v * v;
-    }
-    double sxx = stt - st * st / n;
-    if (sxx > 1e-9) {
-      double sxy = sty - st * sy / n;
-      double b = sxy / sxx;
-      double level = sy / n - b * st / n;
-      double sse = std::max(0.0, (syy - sy * sy / n) - b * sxy);
-      double se = std::sqrt(sse / (n - 2) / sxx);
-      if (b - p.envelope_z * se > 0) {
-        double tt = std::max(0.0, limit - level) / b;
-        if (tt <= p.envelope_horizon_s) {
-          Consider(&best, tt, SlopeConfidence(b, se, p.envelope_z), b, "envelope", "rising_peaks");
-        }
-      }
+  if (sawtooth && peak_fit_valid_ && peak_fit_slope_ > 0 &&
+      peak_fit_slope_ > p.envelope_z * peak_fit_se_) {
+    const double level = peak_fit_level_ +
+                         peak_fit_slope_ * static_cast<double>(s.time_ms - peak_fit_ref_ms_) / 1000.0;
+    const double headroom = std::max(0.0, limit - level);
+    if (headroom <= p.envelope_horizon_s * peak_fit_slope_) {
+      Consider(&best, headroom / peak_fit_slope_,
+               SlopeConfidence(peak_fit_slope_, peak_fit_se_, p.envelope_z), peak_fit_slope_,
+               "envelope", "rising_peaks");
     }
   }
   if (pressure >= 1 && y >= p.pressure_min_fraction * limit && fast_ok && fast_slope > 0) {

@@ -79,7 +79,9 @@ struct DecayingRegression {
   // Shifts the origin dt_s forward, decays every weight by `decay`, adds y at the new origin.
   void Add(double dt_s, double decay, double y);
   // Fit at the newest sample. False when it is degenerate (fewer than 3 samples or no spread).
-  bool Fit(double* level, double* slope, double* slope_stderr) const;
+  // slope_variance: of the slope estimate, from the weighted residuals (infinite when the
+  // effective sample size is 2 or less).
+  bool Fit(double* level, double* slope, double* slope_variance) const;
 };
 
 class OomPredictor {
@@ -107,6 +109,7 @@ class OomPredictor {
   };
   void ResetModels();
   void UpdateEnvelope(int64_t time_ms, double y, double limit);
+  void FitPeaks(int64_t now_ms);
   void Consider(Candidate* best, double tt_s, double conf, double growth_mib_s,
                 std::string_view model, std::string_view reason) const;
   // >= 1 means the cgroup is under memory pressure.
@@ -115,6 +118,12 @@ class OomPredictor {
   const ModelParams* params_;
   double fast_decay_per_s_ln_;  // -1 / fast_tau_s (so decay = exp(dt * this))
   double slow_decay_per_s_ln_;
+  double fast_z2_;  // (z * error inflation)^2, precomputed
+  double slow_z2_;
+  double pressure_slow_z2_;
+  double cached_dt_s_ = -1;  // interval the cached decay factors below are for
+  double cached_fast_decay_ = 1;
+  double cached_slow_decay_ = 1;
 
   // Trend.
   DecayingRegression fast_;
@@ -131,6 +140,11 @@ class OomPredictor {
   double recent_max_mib_ = -1;  // maximum over about the last drop_max_duration_s
   int64_t recent_max_time_ms_ = 0;
   int64_t last_drop_time_ms_ = -1;  // -1: never
+  double max_peak_mib_ = -1;        // highest peak in the ring
+  // Line through the peaks, refitted at each drop: level (MiB) at peak_fit_ref_ms_, slope MiB/s.
+  bool peak_fit_valid_ = false;
+  double peak_fit_level_ = 0, peak_fit_slope_ = 0, peak_fit_se_ = 0;
+  int64_t peak_fit_ref_ms_ = 0;
 
   // Previous sample, for deltas.
   bool have_last_ = false;

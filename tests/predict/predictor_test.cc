@@ -290,12 +290,12 @@ TEST_F(OomPredictorTest, StateFitsInOneKibibyte) { EXPECT_LE(sizeof(OomPredictor
 
 TEST(DecayingRegressionTest, RecoversAnExactLine) {
   DecayingRegression r;
-  double level = 0, slope = 0, se = 0;
+  double level = 0, slope = 0, var = 0;
   for (int i = 0; i < 50; ++i) r.Add(i == 0 ? 0 : 2.0, i == 0 ? 1 : std::exp(-2.0 / 30), 3 + 0.5 * (2.0 * i));
-  ASSERT_TRUE(r.Fit(&level, &slope, &se));
+  ASSERT_TRUE(r.Fit(&level, &slope, &var));
   EXPECT_NEAR(slope, 0.5, 1e-9);
   EXPECT_NEAR(level, 3 + 0.5 * 98, 1e-6);
-  EXPECT_NEAR(se, 0, 1e-6);
+  EXPECT_NEAR(var, 0, 1e-9);
 }
 
 TEST(DecayingRegressionTest, TooFewSamplesIsNoFit) {
