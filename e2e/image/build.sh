@@ -66,10 +66,15 @@ log "building $tag from $repo/Dockerfile (jobs=$jobs)"
 if [[ -n $archive || -n $containerd_socket ]]; then
   [[ -n $archive ]] || archive=$(mktemp /var/tmp/tapio-image.XXXXXX.tar)
   rm -f "$archive"
-  "${podman[@]}" save --format oci-archive -o "$archive" "$tag"
-  log "saved $archive"
+  # Save under the fully qualified name the kubelet and containerd resolve the chart's image to
+  # (tapio:0.1.0 -> docker.io/library/tapio:0.1.0); podman's own default would be localhost/.
+  full=$tag
+  [[ $full == */* ]] || full=docker.io/library/$full
+  "${podman[@]}" tag "$tag" "$full"
+  "${podman[@]}" save --format oci-archive -o "$archive" "$full"
+  log "saved $archive ($full)"
   if [[ -n $containerd_socket ]]; then
-    ctr -a "$containerd_socket" -n k8s.io images import --base-name "${tag%%:*}" "$archive"
-    log "imported $tag into containerd at $containerd_socket (namespace k8s.io)"
+    ctr -a "$containerd_socket" -n k8s.io images import "$archive"
+    log "imported $full into containerd at $containerd_socket (namespace k8s.io)"
   fi
 fi

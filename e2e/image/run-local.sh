@@ -94,15 +94,20 @@ for _ in $(seq 50); do [[ -S $sock ]] && break; sleep 0.1; done
 [[ -S $sock ]] || die "containerd did not start: $(tail -5 "$work/containerd.log")"
 
 log "importing $archive"
-ctr -a "$sock" -n tapio images import --base-name "${tag%%:*}" "$archive" >/dev/null
+ctr -a "$sock" -n tapio images import "$archive" >/dev/null
 image=$(ctr -a "$sock" -n tapio images ls -q | grep -m1 -F "$tag" || true)
 [[ -n $image ]] || die "image $tag not in $archive ($(ctr -a "$sock" -n tapio images ls -q))"
 
-cap_flags=(--cap-drop ALL)
+# ctr has no "drop ALL": drop each capability of its default set (containerd oci.defaultCaps).
+cap_flags=()
+for c in CAP_CHOWN CAP_DAC_OVERRIDE CAP_FSETID CAP_FOWNER CAP_MKNOD CAP_NET_RAW CAP_SETGID \
+  CAP_SETUID CAP_SETFCAP CAP_SETPCAP CAP_NET_BIND_SERVICE CAP_SYS_CHROOT CAP_KILL CAP_AUDIT_WRITE; do
+  cap_flags+=(--cap-drop "$c")
+done
 for c in "${caps[@]}"; do cap_flags+=(--cap-add "$c"); done
 log "running $image with ${caps[*]} ${seccomp[*]:-(no seccomp)}, read-only root, host pid ns"
 ctr -a "$sock" -n tapio run --rm --read-only "${seccomp[@]}" "${cap_flags[@]}" \
-  --with-ns pid:/proc/1/ns/pid \
+  --with-ns "pid:/proc/$$/ns/pid" \
   --mount type=bind,src=/sys/fs/bpf,dst=/sys/fs/bpf,options=rbind:rw \
   --mount type=bind,src=/sys/kernel/tracing,dst=/sys/kernel/tracing,options=rbind:ro \
   --mount type=bind,src=/sys/fs/cgroup,dst=/host/sys/fs/cgroup,options=rbind:ro \
@@ -122,6 +127,11 @@ wait_for() {  # wait_for SECONDS FILE PATTERN
 wait_for 30 "$work/agent.err.log" "BPF object loaded" ||
   die "agent did not load its programs: $(tail -20 "$work/agent.err.log")"
 log "agent loaded: $(grep -m1 'BPF object loaded' "$work/agent.err.log")"
+agent_pid=$(ctr -a "$sock" -n tapio task ls | awk -v id="$id" '$1 == id {print $2}')
+if [[ -n $agent_pid ]]; then
+  cap_eff=$(awk '/^CapEff:/ {print $2}' "/proc/$agent_pid/status")
+  log "agent pid $agent_pid (host ns) CapEff=$cap_eff: $(capsh --decode="$cap_eff" 2>/dev/null | cut -d= -f2)"
+fi
 sleep 2
 
 log "OOM-killing a memory hog in $cg_v1 (limit 32 MiB)"
