@@ -5,29 +5,30 @@
  * Programs and their fallbacks (the loader picks by feature probing, see docs/kernel.md):
  *   iter/task                         TASK_RSS snapshot lines, read through the iterator fd
  *   tp_btf/rss_stat                   RSS_CHANGE past rss_threshold_pages (attached only if asked)
- *   tp_btf/mark_victim | tp/oom/mark_victim          OOM_KILL (victim's cgroup; 0 on the classic path)
- *   fentry/oom_kill_process           OOM_CONTEXT (autoload off unless the probe says fentry works)
- *   tp_btf/sched_process_{exec,fork,exit}            PROC_EXEC / PROC_FORK / PROC_EXIT
+ *   tp_btf/mark_victim | tp/oom/mark_victim          OOM_KILL (victim's cgroup; 0 on the classic
+ * path) fentry/oom_kill_process           OOM_CONTEXT (autoload off unless the probe says fentry
+ * works) tp_btf/sched_process_{exec,fork,exit}            PROC_EXEC / PROC_FORK / PROC_EXIT
  *   tp/vmscan/mm_vmscan_memcg_reclaim_{begin,end}    RECLAIM + per-cgroup totals
  * Records go to the ring buffer `tapio_rb`, or to the perf buffer `tapio_pb` when rodata
  * use_perfbuf is set (ring buffer missing, or forced). Every failed output is counted in the
  * per-CPU array `tapio_lost` (enum tapio_loss_slot): loss is never silent.
  */
+// vmlinux.h must come first (libbpf headers use its types).
+// clang-format off
 #include "vmlinux.h"
-
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-
 #include "bpf/tapio_abi.h"
+// clang-format on
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* ---- settings: rodata, set by the loader before load ---------------------------------------- */
 const volatile __u32 abi_version = TAPIO_ABI_VERSION;
-const volatile bool use_v1_memcg_id = false;   /* pure v1 hosts: memory controller's kernfs id */
-const volatile bool use_perfbuf = false;       /* emit through tapio_pb instead of tapio_rb */
-const volatile bool rss_track_all = false;     /* rss_stat: every cgroup, not only tapio_tracked */
+const volatile bool use_v1_memcg_id = false; /* pure v1 hosts: memory controller's kernfs id */
+const volatile bool use_perfbuf = false;     /* emit through tapio_pb instead of tapio_rb */
+const volatile bool rss_track_all = false;   /* rss_stat: every cgroup, not only tapio_tracked */
 const volatile __u32 rss_threshold_pages = 256;
 const volatile __u64 min_reclaim_ns = 0;
 const volatile __u32 page_shift = 12;
@@ -115,12 +116,12 @@ struct {
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 static __always_inline void count_loss(__u32 slot) {
-  __u64 *v = bpf_map_lookup_elem(&tapio_lost, &slot);
+  __u64* v = bpf_map_lookup_elem(&tapio_lost, &slot);
   if (v) *v += 1; /* per-CPU slot: no atomics needed */
 }
 
 /* Sends one record; `ctx` is the program's context (needed by the perf buffer helper). */
-static __always_inline void emit(void *ctx, void *rec, __u64 size) {
+static __always_inline void emit(void* ctx, void* rec, __u64 size) {
   if (use_perfbuf) {
     if (bpf_perf_event_output(ctx, &tapio_pb, BPF_F_CURRENT_CPU, rec, size) != 0)
       count_loss(TAPIO_LOSS_PERFBUF_OUTPUT);
@@ -130,7 +131,7 @@ static __always_inline void emit(void *ctx, void *rec, __u64 size) {
 }
 
 /* The cgroup id of `task` per the rodata mode. CO-RE reads: valid for any task pointer. */
-static __always_inline __u64 task_cgroup_id(struct task_struct *task) {
+static __always_inline __u64 task_cgroup_id(struct task_struct* task) {
   if (use_v1_memcg_id) {
     int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
     return BPF_CORE_READ(task, cgroups, subsys[id], cgroup, kn, id);
@@ -139,12 +140,12 @@ static __always_inline __u64 task_cgroup_id(struct task_struct *task) {
 }
 
 static __always_inline __u64 current_cgroup_id(void) {
-  if (use_v1_memcg_id) return task_cgroup_id((struct task_struct *)bpf_get_current_task());
+  if (use_v1_memcg_id) return task_cgroup_id((struct task_struct*)bpf_get_current_task());
   return bpf_get_current_cgroup_id();
 }
 
-static __always_inline void fill_header(struct tapio_header *h, __u16 type,
-                                        struct task_struct *task, __u64 cgroup_id) {
+static __always_inline void fill_header(struct tapio_header* h, __u16 type,
+                                        struct task_struct* task, __u64 cgroup_id) {
   h->version = TAPIO_ABI_VERSION;
   h->type = type;
   h->cpu = bpf_get_smp_processor_id();
@@ -168,9 +169,9 @@ static __always_inline __u64 clamp_pages(long v) { return v < 0 ? 0 : (__u64)v; 
 /* Reads the 4 RSS counters (MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES). On 6.2+ this
  * is percpu_counter.count, the same approximate value get_mm_counter() (and the rss_stat
  * tracepoint) reports: off by at most the per-CPU batch on each CPU. */
-static __always_inline void read_rss(struct mm_struct *mm, __u64 out[4]) {
+static __always_inline void read_rss(struct mm_struct* mm, __u64 out[4]) {
   if (bpf_core_type_exists(struct mm_rss_stat___old)) {
-    struct mm_struct___old *old = (void *)mm;
+    struct mm_struct___old* old = (void*)mm;
     out[0] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[0].counter));
     out[1] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[1].counter));
     out[2] = clamp_pages(BPF_CORE_READ(old, rss_stat.count[2].counter));
@@ -183,7 +184,7 @@ static __always_inline void read_rss(struct mm_struct *mm, __u64 out[4]) {
   }
 }
 
-static __always_inline void rss_to_abi(const __u64 c[4], struct tapio_rss *r) {
+static __always_inline void rss_to_abi(const __u64 c[4], struct tapio_rss* r) {
   r->file_pages = c[0];
   r->anon_pages = c[1];
   r->swap_entries = c[2];
@@ -192,8 +193,8 @@ static __always_inline void rss_to_abi(const __u64 c[4], struct tapio_rss *r) {
 
 #define TAPIO_PF_EXITING 0x00000004 /* include/linux/sched.h */
 
-static __always_inline void fill_rss_record(struct tapio_rss_record *rec, __u16 type,
-                                            struct task_struct *task, struct mm_struct *mm,
+static __always_inline void fill_rss_record(struct tapio_rss_record* rec, __u16 type,
+                                            struct task_struct* task, struct mm_struct* mm,
                                             __u64 cgroup_id, const __u64 c[4]) {
   fill_header(&rec->hdr, type, task, cgroup_id);
   rss_to_abi(c, &rec->rss);
@@ -204,12 +205,12 @@ static __always_inline void fill_rss_record(struct tapio_rss_record *rec, __u16 
 
 /* ---- iter/task: RSS of every process in one pass -------------------------------------------- */
 SEC("iter/task")
-int tapio_task_rss(struct bpf_iter__task *ctx) {
-  struct seq_file *seq = ctx->meta->seq;
-  struct task_struct *task = ctx->task;
+int tapio_task_rss(struct bpf_iter__task* ctx) {
+  struct seq_file* seq = ctx->meta->seq;
+  struct task_struct* task = ctx->task;
   if (!task) return 0;
   if (task->pid != task->tgid) return 0; /* thread-group leaders only */
-  struct mm_struct *mm = task->mm;
+  struct mm_struct* mm = task->mm;
   if (!mm) return 0; /* kernel threads, zombies */
   struct tapio_rss_record rec = {};
   __u64 c[4];
@@ -223,7 +224,7 @@ int tapio_task_rss(struct bpf_iter__task *ctx) {
 /* The hottest code here: it runs on about every page fault of the node. Direct (BTF) loads only,
  * three helper calls in the common case (current task, storage, cgroup id), no map lookup
  * unless the cached decision is stale. */
-static __always_inline void read_rss_direct(struct mm_struct *mm, __u64 out[4]) {
+static __always_inline void read_rss_direct(struct mm_struct* mm, __u64 out[4]) {
   if (bpf_core_type_exists(struct mm_rss_stat___old)) {
     read_rss(mm, out);
     return;
@@ -236,7 +237,7 @@ static __always_inline void read_rss_direct(struct mm_struct *mm, __u64 out[4]) 
 
 /* The cgroup id of a BTF (trusted) task by direct loads: what bpf_get_current_cgroup_id() computes,
  * without the helper call. */
-static __always_inline __u64 task_cgroup_id_direct(struct task_struct *task) {
+static __always_inline __u64 task_cgroup_id_direct(struct task_struct* task) {
   if (use_v1_memcg_id) {
     int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
     return task->cgroups->subsys[id]->cgroup->kn->id;
@@ -245,13 +246,13 @@ static __always_inline __u64 task_cgroup_id_direct(struct task_struct *task) {
 }
 
 SEC("tp_btf/rss_stat")
-int BPF_PROG(tapio_rss_stat, struct mm_struct *mm, int member) {
-  struct task_struct *cur = bpf_get_current_task_btf();
+int BPF_PROG(tapio_rss_stat, struct mm_struct* mm, int member) {
+  struct task_struct* cur = bpf_get_current_task_btf();
   if (cur->mm != mm) return 0; /* remote updates (e.g. the OOM reaper): not this process's fault */
   __u64 cgid = task_cgroup_id_direct(cur);
   if (!rss_track_all) {
     __u32 zero = 0;
-    struct tracked_cache *tc = bpf_map_lookup_elem(&tapio_tracked_cache, &zero);
+    struct tracked_cache* tc = bpf_map_lookup_elem(&tapio_tracked_cache, &zero);
     if (!tc) return 0;
     __u32 gen = tracked_gen;
     if (tc->cgroup_id != cgid || tc->gen != gen) {
@@ -264,8 +265,8 @@ int BPF_PROG(tapio_rss_stat, struct mm_struct *mm, int member) {
       return 0;
     }
   }
-  struct rss_state *st = bpf_task_storage_get(&tapio_rss_last, cur->group_leader, 0,
-                                              BPF_LOCAL_STORAGE_GET_F_CREATE);
+  struct rss_state* st =
+      bpf_task_storage_get(&tapio_rss_last, cur->group_leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
   if (!st) return 0;
   __u64 c[4];
   read_rss_direct(mm, c);
@@ -284,7 +285,7 @@ int BPF_PROG(tapio_rss_stat, struct mm_struct *mm, int member) {
 }
 
 /* ---- OOM kill -------------------------------------------------------------------------------- */
-static __always_inline void fill_trigger(struct tapio_oom_record *rec) {
+static __always_inline void fill_trigger(struct tapio_oom_record* rec) {
   rec->trigger_pid = bpf_get_current_pid_tgid() >> 32;
   rec->trigger_cgroup_id = current_cgroup_id();
   bpf_get_current_comm(&rec->trigger_comm, sizeof(rec->trigger_comm));
@@ -293,10 +294,10 @@ static __always_inline void fill_trigger(struct tapio_oom_record *rec) {
 
 /* 6.x: the tracepoint hands over the victim's task_struct. */
 SEC("tp_btf/mark_victim")
-int BPF_PROG(tapio_mark_victim, struct task_struct *task, uid_t uid) {
+int BPF_PROG(tapio_mark_victim, struct task_struct* task, uid_t uid) {
   struct tapio_oom_record rec = {};
   fill_header(&rec.hdr, TAPIO_REC_OOM_KILL, task, task_cgroup_id(task));
-  struct mm_struct *mm = BPF_CORE_READ(task, mm);
+  struct mm_struct* mm = BPF_CORE_READ(task, mm);
   if (mm) {
     __u64 c[4];
     read_rss(mm, c);
@@ -325,7 +326,7 @@ struct trace_event_raw_mark_victim___new {
 } __attribute__((preserve_access_index));
 
 SEC("tp/oom/mark_victim")
-int tapio_mark_victim_tp(struct trace_event_raw_mark_victim *ctx) {
+int tapio_mark_victim_tp(struct trace_event_raw_mark_victim* ctx) {
   struct tapio_oom_record rec = {};
   rec.hdr.version = TAPIO_ABI_VERSION;
   rec.hdr.type = TAPIO_REC_OOM_KILL;
@@ -334,7 +335,7 @@ int tapio_mark_victim_tp(struct trace_event_raw_mark_victim *ctx) {
   rec.hdr.pid = BPF_CORE_READ(ctx, pid);
   rec.hdr.tid = rec.hdr.pid;
   rec.hdr.cgroup_id = 0;
-  struct trace_event_raw_mark_victim___new *n = (void *)ctx;
+  struct trace_event_raw_mark_victim___new* n = (void*)ctx;
   if (bpf_core_field_exists(n->anon_rss)) {
     __u32 kb_shift = page_shift - 10;
     rec.rss.anon_pages = BPF_CORE_READ(n, anon_rss) >> kb_shift;
@@ -344,7 +345,7 @@ int tapio_mark_victim_tp(struct trace_event_raw_mark_victim *ctx) {
     rec.pgtables_bytes = BPF_CORE_READ(n, pgtables) << 10;
     rec.oom_score_adj = BPF_CORE_READ(n, oom_score_adj);
     __u32 loc = BPF_CORE_READ(n, __data_loc_comm);
-    bpf_probe_read_kernel_str(rec.hdr.comm, sizeof(rec.hdr.comm), (void *)ctx + (loc & 0xffff));
+    bpf_probe_read_kernel_str(rec.hdr.comm, sizeof(rec.hdr.comm), (void*)ctx + (loc & 0xffff));
   }
   fill_trigger(&rec);
   emit(ctx, &rec, sizeof(rec));
@@ -353,12 +354,12 @@ int tapio_mark_victim_tp(struct trace_event_raw_mark_victim *ctx) {
 
 /* Optional: constraint and OOM memcg. Autoload is off unless the loader's fentry probe passed. */
 SEC("fentry/oom_kill_process")
-int BPF_PROG(tapio_oom_kill_process, struct oom_control *oc, const char *message) {
+int BPF_PROG(tapio_oom_kill_process, struct oom_control* oc, const char* message) {
   struct tapio_oom_context_record rec = {};
-  struct task_struct *victim = BPF_CORE_READ(oc, chosen);
+  struct task_struct* victim = BPF_CORE_READ(oc, chosen);
   if (!victim) return 0;
   fill_header(&rec.hdr, TAPIO_REC_OOM_CONTEXT, victim, task_cgroup_id(victim));
-  struct mem_cgroup *memcg = BPF_CORE_READ(oc, memcg);
+  struct mem_cgroup* memcg = BPF_CORE_READ(oc, memcg);
   rec.oom_memcg_id = memcg ? BPF_CORE_READ(memcg, css.cgroup, kn, id) : 0;
   rec.totalpages = BPF_CORE_READ(oc, totalpages);
   rec.constraint = BPF_CORE_READ(oc, constraint);
@@ -369,7 +370,7 @@ int BPF_PROG(tapio_oom_kill_process, struct oom_control *oc, const char *message
 }
 
 /* ---- process lifecycle ----------------------------------------------------------------------- */
-static __always_inline void emit_proc(void *ctx, __u16 type, struct task_struct *task,
+static __always_inline void emit_proc(void* ctx, __u16 type, struct task_struct* task,
                                       __s32 exit_code) {
   struct tapio_proc_record rec = {};
   fill_header(&rec.hdr, type, task, task_cgroup_id(task));
@@ -380,20 +381,20 @@ static __always_inline void emit_proc(void *ctx, __u16 type, struct task_struct 
 }
 
 SEC("tp_btf/sched_process_exec")
-int BPF_PROG(tapio_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm) {
+int BPF_PROG(tapio_exec, struct task_struct* p, pid_t old_pid, struct linux_binprm* bprm) {
   emit_proc(ctx, TAPIO_REC_PROC_EXEC, p, 0);
   return 0;
 }
 
 SEC("tp_btf/sched_process_fork")
-int BPF_PROG(tapio_fork, struct task_struct *parent, struct task_struct *child) {
+int BPF_PROG(tapio_fork, struct task_struct* parent, struct task_struct* child) {
   if (child->pid != child->tgid) return 0; /* a new thread, not a process */
   emit_proc(ctx, TAPIO_REC_PROC_FORK, child, 0);
   return 0;
 }
 
 SEC("tp_btf/sched_process_exit")
-int BPF_PROG(tapio_exit, struct task_struct *p) {
+int BPF_PROG(tapio_exit, struct task_struct* p) {
   if (p->pid != p->tgid) return 0; /* threads */
   emit_proc(ctx, TAPIO_REC_PROC_EXIT, p, BPF_CORE_READ(p, exit_code));
   return 0;
@@ -401,7 +402,7 @@ int BPF_PROG(tapio_exit, struct task_struct *p) {
 
 /* ---- memcg reclaim stalls -------------------------------------------------------------------- */
 SEC("tp/vmscan/mm_vmscan_memcg_reclaim_begin")
-int tapio_reclaim_begin(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template *ctx) {
+int tapio_reclaim_begin(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_template* ctx) {
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
   struct reclaim_start s = {
       .start_ns = bpf_ktime_get_ns(),
@@ -414,9 +415,9 @@ int tapio_reclaim_begin(struct trace_event_raw_mm_vmscan_direct_reclaim_begin_te
 }
 
 SEC("tp/vmscan/mm_vmscan_memcg_reclaim_end")
-int tapio_reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template *ctx) {
+int tapio_reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_template* ctx) {
   __u32 tid = (__u32)bpf_get_current_pid_tgid();
-  struct reclaim_start *s = bpf_map_lookup_elem(&tapio_reclaim_start, &tid);
+  struct reclaim_start* s = bpf_map_lookup_elem(&tapio_reclaim_start, &tid);
   if (!s) return 0; /* began before we attached, or the table was full (counted) */
   __u64 duration_ns = bpf_ktime_get_ns() - s->start_ns;
   __u32 order = s->order, gfp = s->gfp_flags;
@@ -424,7 +425,7 @@ int tapio_reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_templa
   __u64 nr = BPF_CORE_READ(ctx, nr_reclaimed);
   __u64 cgid = current_cgroup_id();
 
-  struct tapio_reclaim_total *t = bpf_map_lookup_elem(&tapio_reclaim_totals, &cgid);
+  struct tapio_reclaim_total* t = bpf_map_lookup_elem(&tapio_reclaim_totals, &cgid);
   if (!t) {
     struct tapio_reclaim_total zero = {};
     bpf_map_update_elem(&tapio_reclaim_totals, &cgid, &zero, BPF_NOEXIST);
@@ -441,7 +442,7 @@ int tapio_reclaim_end(struct trace_event_raw_mm_vmscan_direct_reclaim_end_templa
 
   if (duration_ns < min_reclaim_ns) return 0;
   struct tapio_reclaim_record rec = {};
-  fill_header(&rec.hdr, TAPIO_REC_RECLAIM, (struct task_struct *)bpf_get_current_task(), cgid);
+  fill_header(&rec.hdr, TAPIO_REC_RECLAIM, (struct task_struct*)bpf_get_current_task(), cgid);
   rec.duration_ns = duration_ns;
   rec.nr_reclaimed = nr;
   rec.order = order;

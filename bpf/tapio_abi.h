@@ -23,14 +23,14 @@
 /* Record types carried by the ring buffer (and perf buffer fallback). */
 enum tapio_record_type {
   TAPIO_REC_UNSPECIFIED = 0,
-  TAPIO_REC_RSS_CHANGE = 1,   /* tp_btf/rss_stat, past the rodata threshold */
-  TAPIO_REC_OOM_KILL = 2,     /* tp_btf/mark_victim (or tp/oom/mark_victim) */
-  TAPIO_REC_PROC_EXEC = 3,    /* sched_process_exec */
-  TAPIO_REC_PROC_FORK = 4,    /* sched_process_fork, new processes only (not threads) */
-  TAPIO_REC_PROC_EXIT = 5,    /* sched_process_exit, thread-group leaders only */
-  TAPIO_REC_RECLAIM = 6,      /* mm_vmscan_memcg_reclaim_begin/_end pair past min duration */
-  TAPIO_REC_OOM_CONTEXT = 7,  /* fentry/oom_kill_process where permitted */
-  TAPIO_REC_TASK_RSS = 8,     /* iter/task snapshot line (read from the iterator, not the ring) */
+  TAPIO_REC_RSS_CHANGE = 1,  /* tp_btf/rss_stat, past the rodata threshold */
+  TAPIO_REC_OOM_KILL = 2,    /* tp_btf/mark_victim (or tp/oom/mark_victim) */
+  TAPIO_REC_PROC_EXEC = 3,   /* sched_process_exec */
+  TAPIO_REC_PROC_FORK = 4,   /* sched_process_fork, new processes only (not threads) */
+  TAPIO_REC_PROC_EXIT = 5,   /* sched_process_exit, thread-group leaders only */
+  TAPIO_REC_RECLAIM = 6,     /* mm_vmscan_memcg_reclaim_begin/_end pair past min duration */
+  TAPIO_REC_OOM_CONTEXT = 7, /* fentry/oom_kill_process where permitted */
+  TAPIO_REC_TASK_RSS = 8,    /* iter/task snapshot line (read from the iterator, not the ring) */
   TAPIO_REC_MAX = 9,
 };
 
@@ -47,11 +47,11 @@ enum tapio_loss_slot {
  * the memory controller's kernfs id. For OOM kills it is the victim's, never current's. */
 struct tapio_header {
   __u16 version;
-  __u16 type;     /* enum tapio_record_type */
+  __u16 type; /* enum tapio_record_type */
   __u32 cpu;
   __u64 ts_ns;
-  __u32 pid;      /* tgid: the process */
-  __u32 tid;      /* the thread that ran the hook */
+  __u32 pid; /* tgid: the process */
+  __u32 tid; /* the thread that ran the hook */
   __u64 cgroup_id;
   char comm[TAPIO_COMM_LEN];
 };
@@ -70,7 +70,7 @@ struct tapio_rss_record {
   struct tapio_header hdr;
   struct tapio_rss rss;
   __u32 ppid;
-  __u32 flags;    /* bit 0: exiting */
+  __u32 flags;         /* bit 0: exiting */
   __u64 start_time_ns; /* task->start_boottime (CLOCK_BOOTTIME ns, as /proc/<pid>/stat
                         * starttime): tells reused pids apart */
 };
@@ -78,12 +78,12 @@ struct tapio_rss_record {
 /* TAPIO_REC_OOM_KILL: 128 bytes. hdr.pid/comm/cgroup_id are the victim's. */
 struct tapio_oom_record {
   struct tapio_header hdr;
-  struct tapio_rss rss;          /* victim's RSS counters in pages at mark time */
+  struct tapio_rss rss; /* victim's RSS counters in pages at mark time */
   __u64 total_vm_pages;
   __u64 pgtables_bytes;
-  __u32 trigger_pid;             /* current: the task whose allocation triggered the OOM */
+  __u32 trigger_pid; /* current: the task whose allocation triggered the OOM */
   __s16 oom_score_adj;
-  __u16 page_shift;              /* PAGE_SHIFT of the kernel, for pages->bytes */
+  __u16 page_shift; /* PAGE_SHIFT of the kernel, for pages->bytes */
   __u64 trigger_cgroup_id;
   char trigger_comm[TAPIO_COMM_LEN];
 };
@@ -102,17 +102,17 @@ struct tapio_proc_record {
 struct tapio_reclaim_record {
   struct tapio_header hdr;
   __u64 duration_ns;
-  __u64 nr_reclaimed;            /* pages */
+  __u64 nr_reclaimed; /* pages */
   __u32 order;
   __u32 gfp_flags;
 };
 
 /* TAPIO_REC_OOM_CONTEXT: 80 bytes, from fentry/oom_kill_process where the kernel permits. */
 struct tapio_oom_context_record {
-  struct tapio_header hdr;       /* pid/cgroup: the victim chosen */
-  __u64 oom_memcg_id;            /* 0 for a global OOM */
+  struct tapio_header hdr; /* pid/cgroup: the victim chosen */
+  __u64 oom_memcg_id;      /* 0 for a global OOM */
   __u64 totalpages;
-  __u32 constraint;              /* enum oom_constraint: 0 none, 1 cpuset, 2 mempolicy, 3 memcg */
+  __u32 constraint; /* enum oom_constraint: 0 none, 1 cpuset, 2 mempolicy, 3 memcg */
   __u32 trigger_pid;
   __u64 gfp_order;
 };

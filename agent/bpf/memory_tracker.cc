@@ -83,7 +83,8 @@ bool TpBtfArgIsStructPtr(const struct btf* vmlinux, const char* tp, int index,
   }
   if (!a || !btf_is_ptr(a)) return false;
   a = btf__type_by_id(vmlinux, a->type);
-  return a && btf_is_struct(a) && strcmp(btf__name_by_offset(vmlinux, a->name_off), struct_name) == 0;
+  return a && btf_is_struct(a) &&
+         strcmp(btf__name_by_offset(vmlinux, a->name_off), struct_name) == 0;
 }
 
 // Tries to load a minimal fentry program on oom_kill_process. OK when the kernel permits
@@ -143,9 +144,9 @@ absl::Status CheckEnvironment() {
   if (!IsMountedAs(tracefs, kTracefsMagic) &&
       !IsMountedAs("/sys/kernel/debug/tracing", kTracefsMagic)) {
     if (mount("tracefs", tracefs, "tracefs", 0, nullptr) != 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "tracefs is not mounted at ", tracefs, " and mounting it failed (", strerror(errno),
-          "): mount -t tracefs tracefs ", tracefs));
+      return absl::FailedPreconditionError(
+          absl::StrCat("tracefs is not mounted at ", tracefs, " and mounting it failed (",
+                       strerror(errno), "): mount -t tracefs tracefs ", tracefs));
     }
     TAPIO_LOG(kInfo, "mounted tracefs at %s", tracefs);
   }
@@ -183,8 +184,9 @@ absl::StatusOr<std::unique_ptr<MemoryTracker>> MemoryTracker::Create(
   InstallLibbpfLogger();
   long page = sysconf(_SC_PAGESIZE);
   if (!IsPowerOfTwo(options.ringbuf_bytes) || options.ringbuf_bytes < static_cast<size_t>(page)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ringbuf_bytes: ", options.ringbuf_bytes, " is not a power of two >= the page size ", page));
+    return absl::InvalidArgumentError(absl::StrCat("ringbuf_bytes: ", options.ringbuf_bytes,
+                                                   " is not a power of two >= the page size ",
+                                                   page));
   }
   if (options.rss_threshold_pages == 0) {
     return absl::InvalidArgumentError("rss_threshold_pages: must be > 0");
@@ -257,13 +259,16 @@ absl::Status MemoryTracker::Load(const TrackerOptions& options) {
     st.name = bpf_program__name(prog);
     st.attach_point = bpf_program__section_name(prog);
     if (!bpf_program__autoload(prog)) {
-      if (prog == skel_->progs.tapio_rss_stat) st.skip_reason = "rss_stat_hook is off";
-      else if (prog == skel_->progs.tapio_oom_kill_process) st.skip_reason = fentry_skip;
+      if (prog == skel_->progs.tapio_rss_stat)
+        st.skip_reason = "rss_stat_hook is off";
+      else if (prog == skel_->progs.tapio_oom_kill_process)
+        st.skip_reason = fentry_skip;
       else if (prog == skel_->progs.tapio_mark_victim)
         st.skip_reason = "tp_btf/mark_victim has no task_struct argument on this kernel";
       else if (prog == skel_->progs.tapio_mark_victim_tp)
         st.skip_reason = "not needed: tp_btf/mark_victim is used";
-      else st.skip_reason = "not loaded";
+      else
+        st.skip_reason = "not loaded";
     }
     programs_.push_back(std::move(st));
   }
@@ -355,7 +360,8 @@ void MemoryTracker::OnPerfSample(void* ctx, int cpu, void* data, uint32_t size) 
   std::memcpy(self->perf_scratch_.data(), data, size);
   size_t n = size;
   if (size >= sizeof(tapio_header)) {
-    size_t want = RecordSize(reinterpret_cast<const tapio_header*>(self->perf_scratch_.data())->type);
+    size_t want =
+        RecordSize(reinterpret_cast<const tapio_header*>(self->perf_scratch_.data())->type);
     if (want != 0 && want <= size && size - want < 8) n = want;
   }
   (*self->sink_)(self->perf_scratch_.data(), n);
@@ -370,9 +376,11 @@ absl::StatusOr<int> MemoryTracker::Poll(int timeout_ms,
                                         absl::FunctionRef<void(const void*, size_t)> on_record) {
   sink_ = &on_record;
   delivered_ = 0;
-  int rc = ringbuf_ ? ring_buffer__poll(ringbuf_, timeout_ms) : perf_buffer__poll(perfbuf_, timeout_ms);
+  int rc =
+      ringbuf_ ? ring_buffer__poll(ringbuf_, timeout_ms) : perf_buffer__poll(perfbuf_, timeout_ms);
   sink_ = nullptr;
-  if (rc < 0 && rc != -EINTR) return ErrnoStatus(-rc, ringbuf_ ? "ring_buffer__poll" : "perf_buffer__poll");
+  if (rc < 0 && rc != -EINTR)
+    return ErrnoStatus(-rc, ringbuf_ ? "ring_buffer__poll" : "perf_buffer__poll");
   return delivered_;
 }
 
@@ -412,8 +420,8 @@ absl::Status MemoryTracker::SnapshotTasks(
   close(fd);
   if (status.ok() && have != 0) {
     ++snapshot_rejects_;
-    return absl::DataLossError(absl::StrCat("task iterator ended with a partial record of ", have,
-                                            " bytes"));
+    return absl::DataLossError(
+        absl::StrCat("task iterator ended with a partial record of ", have, " bytes"));
   }
   return status;
 }

@@ -27,7 +27,7 @@
 #include "absl/status/statusor.h"
 #include "bpf/tapio_abi.h"
 
-struct tapio_bpf;     // bpftool skeleton (gen/bpf/tapio.skel.h)
+struct tapio_bpf;  // bpftool skeleton (gen/bpf/tapio.skel.h)
 struct bpf_link;
 struct ring_buffer;
 struct perf_buffer;
@@ -51,16 +51,16 @@ struct ProgramStatus {
   std::string name;          // BPF program name, e.g. "tapio_mark_victim"
   std::string attach_point;  // section, e.g. "tp_btf/mark_victim"
   bool attached = false;
-  std::string skip_reason;   // why not attached ("" when attached)
+  std::string skip_reason;  // why not attached ("" when attached)
   uint64_t run_count = 0;
   uint64_t run_time_ns = 0;
 };
 
 // Records the kernel could not deliver, summed over CPUs since load.
 struct LossCounters {
-  uint64_t ringbuf_reserve = 0;  // ring buffer full
-  uint64_t perfbuf_output = 0;   // perf buffer output failed
-  uint64_t reclaim_table = 0;    // reclaim begin/totals could not be recorded (map full)
+  uint64_t ringbuf_reserve = 0;       // ring buffer full
+  uint64_t perfbuf_output = 0;        // perf buffer output failed
+  uint64_t reclaim_table = 0;         // reclaim begin/totals could not be recorded (map full)
   uint64_t perfbuf_lost_samples = 0;  // lost samples libbpf reported on the perf buffer
 };
 

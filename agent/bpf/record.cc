@@ -30,15 +30,24 @@ size_t RecordSize(uint16_t type) {
 
 std::string_view RecordTypeName(uint16_t type) {
   switch (type) {
-    case TAPIO_REC_RSS_CHANGE: return "rss_change";
-    case TAPIO_REC_OOM_KILL: return "oom_kill";
-    case TAPIO_REC_PROC_EXEC: return "proc_exec";
-    case TAPIO_REC_PROC_FORK: return "proc_fork";
-    case TAPIO_REC_PROC_EXIT: return "proc_exit";
-    case TAPIO_REC_RECLAIM: return "reclaim";
-    case TAPIO_REC_OOM_CONTEXT: return "oom_context";
-    case TAPIO_REC_TASK_RSS: return "task_rss";
-    default: return "unknown";
+    case TAPIO_REC_RSS_CHANGE:
+      return "rss_change";
+    case TAPIO_REC_OOM_KILL:
+      return "oom_kill";
+    case TAPIO_REC_PROC_EXEC:
+      return "proc_exec";
+    case TAPIO_REC_PROC_FORK:
+      return "proc_fork";
+    case TAPIO_REC_PROC_EXIT:
+      return "proc_exit";
+    case TAPIO_REC_RECLAIM:
+      return "reclaim";
+    case TAPIO_REC_OOM_CONTEXT:
+      return "oom_context";
+    case TAPIO_REC_TASK_RSS:
+      return "task_rss";
+    default:
+      return "unknown";
   }
 }
 
@@ -63,7 +72,8 @@ absl::StatusOr<RecordView> RecordView::Decode(const void* data, size_t size) {
         absl::StrCat("record version ", h->version, ", want ", TAPIO_ABI_VERSION));
   }
   size_t want = RecordSize(h->type);
-  if (want == 0) return absl::InvalidArgumentError(absl::StrCat("record type ", h->type, " unknown"));
+  if (want == 0)
+    return absl::InvalidArgumentError(absl::StrCat("record type ", h->type, " unknown"));
   if (size != want) {
     return absl::InvalidArgumentError(absl::StrCat("record size ", size, " != ", want, " for ",
                                                    std::string(RecordTypeName(h->type))));

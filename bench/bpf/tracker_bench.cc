@@ -5,8 +5,9 @@
 //                                 (rate_off / rate_on - 1) * 100. mode 0: default tracker (no
 //                                 rss_stat hook); mode 1: rss_stat hook on, the storm's cgroup
 //                                 tracked; mode 2: hook on, storm cgroup not tracked; mode 3: an
-//                                 empty tp_btf/rss_stat program (the floor of any per-fault hook). Rates are
-//                                 faults per CPU-second of the storm child. BPF stats stay off here (they add clock reads per run).
+//                                 empty tp_btf/rss_stat program (the floor of any per-fault hook).
+//                                 Rates are faults per CPU-second of the storm child. BPF stats
+//                                 stay off here (they add clock reads per run).
 //   BM_RssStatRunCost/<tracked>   kernel.bpf_stats_enabled=1 (restored after) during a storm with
 //                                 the hook on: ns per tapio_rss_stat run, runs per fault.
 //   BM_RingbufBareDrain           a BPF producer fills a ring buffer (bpf_prog_test_run); the time
@@ -66,8 +67,8 @@ double Storm(TestCgroup& cg) {
     double cpu_start = CpuSeconds();
     while (NowSeconds() < end) {
       for (int rep = 0; rep < 16; ++rep) {
-        char* p = static_cast<char*>(mmap(nullptr, kStormChunk, PROT_READ | PROT_WRITE,
-                                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        char* p = static_cast<char*>(
+            mmap(nullptr, kStormChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
         if (p == MAP_FAILED) return 1;
         for (size_t off = 0; off < kStormChunk; off += page) p[off] = 1;
         munmap(p, kStormChunk);
@@ -122,7 +123,8 @@ void BM_FaultStormOverhead(benchmark::State& state) {
     std::unique_ptr<MemoryTracker> plain;
     auto set_on = [&](bool enable) {
       if (mode == 3) {
-        if (enable && !empty_link) empty_link = bpf_program__attach(empty->progs.bench_empty_rss_stat);
+        if (enable && !empty_link)
+          empty_link = bpf_program__attach(empty->progs.bench_empty_rss_stat);
         if (!enable && empty_link) {
           bpf_link__destroy(empty_link);
           empty_link = nullptr;
@@ -177,7 +179,13 @@ void BM_FaultStormOverhead(benchmark::State& state) {
   state.counters["faults_per_cpu_s_on"] = median(on_rates);
   state.counters["pairs"] = pair;
 }
-BENCHMARK(BM_FaultStormOverhead)->Arg(0)->Arg(1)->Arg(2)->Arg(3)->Iterations(30)->UseManualTime()
+BENCHMARK(BM_FaultStormOverhead)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(3)
+    ->Iterations(30)
+    ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
 void BM_RssStatRunCost(benchmark::State& state) {
@@ -202,8 +210,12 @@ void BM_RssStatRunCost(benchmark::State& state) {
   }
   (void)SetBpfStatsEnabled(*previous);
 }
-BENCHMARK(BM_RssStatRunCost)->Arg(0)->Arg(1)->Iterations(4)
-    ->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RssStatRunCost)
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(4)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // The same BPF-stats figure for the empty calibration program: what the stats themselves and the
 // program entry cost, to subtract from BM_RssStatRunCost.

@@ -81,8 +81,8 @@ TEST_F(MemoryTrackerTest, LoadsAndAttachesEveryRequiredProgram) {
   bool victim = false;
   std::vector<std::string> attached;
   for (const ProgramStatus& p : t->Programs()) {
-    std::cout << (p.attached ? "attached " : "skipped  ") << p.attach_point << " (" << p.name
-              << ")" << (p.attached ? "" : ": " + p.skip_reason) << "\n";
+    std::cout << (p.attached ? "attached " : "skipped  ") << p.attach_point << " (" << p.name << ")"
+              << (p.attached ? "" : ": " + p.skip_reason) << "\n";
     if (p.attached) attached.push_back(p.name);
     if (!p.attached) {
       EXPECT_FALSE(p.skip_reason.empty()) << p.name;

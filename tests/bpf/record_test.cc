@@ -37,7 +37,7 @@ TEST(RecordTest, AcceptsEachKnownTypeAtItsExactSize) {
   struct Case {
     uint16_t type;
     size_t size;
-  } cases[] = {{TAPIO_REC_RSS_CHANGE, 96}, {TAPIO_REC_TASK_RSS, 96}, {TAPIO_REC_PROC_EXEC, 64},
+  } cases[] = {{TAPIO_REC_RSS_CHANGE, 96}, {TAPIO_REC_TASK_RSS, 96},  {TAPIO_REC_PROC_EXEC, 64},
                {TAPIO_REC_PROC_FORK, 64},  {TAPIO_REC_PROC_EXIT, 64}, {TAPIO_REC_RECLAIM, 72},
                {TAPIO_REC_OOM_CONTEXT, 80}};
   alignas(8) unsigned char buf[128] = {};
@@ -56,8 +56,7 @@ TEST(RecordTest, RejectsRecordShorterThanHeader) {
   alignas(8) unsigned char buf[64] = {};
   absl::StatusOr<RecordView> v = RecordView::Decode(buf, 12);
   ASSERT_FALSE(v.ok());
-  EXPECT_TRUE(absl::StrContains(v.status().message(), "size 12 < header 48"))
-      << v.status();
+  EXPECT_TRUE(absl::StrContains(v.status().message(), "size 12 < header 48")) << v.status();
 }
 
 TEST(RecordTest, RejectsOtherAbiVersion) {

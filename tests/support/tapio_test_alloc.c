@@ -8,7 +8,8 @@
  *   --mib=N        target in MiB; 0 = keep allocating until killed (OOM tests). Default 64.
  *   --step-mib=S   allocation step in MiB. Default 1.
  *   --rate=R       steps per second; 0 = as fast as possible. Default 0.
- *   --hold-s=T     seconds to hold after the target, then exit 0; -1 = hold until killed. Default -1.
+ *   --hold-s=T     seconds to hold after the target, then exit 0; -1 = hold until killed. Default
+ * -1.
  *   --file=PATH    write the data to PATH (page cache) instead of anonymous memory; the file is
  *                  unlinked at start so it disappears with the process.
  *   --churn        after the target, keep re-touching the memory (keeps reclaim busy). */

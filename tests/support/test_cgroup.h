@@ -2,8 +2,8 @@
 // run a workload inside it.
 //
 // TestCgroup models one uniquely named cgroup created under the test process's own memory cgroup
-// (the v1 "memory" line of /proc/self/cgroup, or the v2 "0::" line on a pure v2 host) AND at the same
-// relative path in the cgroup2 tree (/sys/fs/cgroup/unified on this hybrid host), exactly as
+// (the v1 "memory" line of /proc/self/cgroup, or the v2 "0::" line on a pure v2 host) AND at the
+// same relative path in the cgroup2 tree (/sys/fs/cgroup/unified on this hybrid host), exactly as
 // container runtimes do. Processes started with Spawn()/SpawnFunction() are placed in both
 // hierarchies before they run a single instruction of the workload.
 //
