@@ -503,6 +503,8 @@ TEST_F(ApiServerTest, BadOptionsAreRefusedNamingTheOption) {
        "grpc_tls_cert: cannot read"},
       {[](ApiServerOptions* o) { o->subscriber_queue = 0; }, "subscriber_queue"},
       {[](ApiServerOptions* o) { o->max_subscribers = 0; }, "max_subscribers"},
+      {[](ApiServerOptions* o) { o->coalesce_window = absl::Milliseconds(-1); },
+       "coalesce_window"},
   };
   for (const Case& c : cases) {
     ApiServerOptions o = options_;
