@@ -5,10 +5,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace tapio::attrib {
 namespace {
@@ -76,10 +76,14 @@ bool ParseContainerComponent(absl::string_view c, bool systemd, ContainerRuntime
 
 absl::string_view ContainerRuntimeName(ContainerRuntime runtime) {
   switch (runtime) {
-    case ContainerRuntime::kContainerd: return "containerd";
-    case ContainerRuntime::kCrio: return "cri-o";
-    case ContainerRuntime::kDocker: return "docker";
-    case ContainerRuntime::kUnknown: break;
+    case ContainerRuntime::kContainerd:
+      return "containerd";
+    case ContainerRuntime::kCrio:
+      return "cri-o";
+    case ContainerRuntime::kDocker:
+      return "docker";
+    case ContainerRuntime::kUnknown:
+      break;
   }
   return "unknown";
 }

@@ -6,7 +6,8 @@
 // cgroup_manager_linux.go and the runtimes' naming):
 //   cgroupfs: /kubepods[/burstable|/besteffort]/pod<uid>[/<container>[/<nested>...]]
 //             <container> = <id> (containerd, docker) or crio-<id> (CRI-O)
-//   systemd:  /kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_with_underscores>.slice
+//   systemd:
+//   /kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_with_underscores>.slice
 //             [/<scope>[/<nested>...]]
 //             <scope> = cri-containerd-<id>.scope | crio-<id>.scope | docker-<id>.scope
 // Anything before the kubepods component is ignored (kind nodes, nested runtimes put the node's
@@ -38,7 +39,7 @@ enum class CgroupKind {
 struct CgroupPathInfo {
   CgroupKind kind = CgroupKind::kNotKubernetes;
   ContainerRuntime runtime = ContainerRuntime::kUnknown;  // unknown for bare cgroupfs ids
-  std::string container_id;           // lowercase hex, "" unless kContainer
+  std::string container_id;                               // lowercase hex, "" unless kContainer
   std::string pod_uid;                // with dashes (systemd underscores converted), "" if none
   std::string qos_class;              // "guaranteed", "burstable", "besteffort", "" if none
   std::string pod_cgroup_path;        // prefix of the input up to the pod cgroup

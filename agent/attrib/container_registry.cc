@@ -58,8 +58,8 @@ absl::StatusOr<std::unique_ptr<ContainerRegistry>> ContainerRegistry::Create(
   if (options.max_enrichment_attempts < 1) {
     return absl::InvalidArgumentError("ContainerRegistry: max_enrichment_attempts must be >= 1");
   }
-  auto reg = std::unique_ptr<ContainerRegistry>(new ContainerRegistry(std::move(options),
-                                                                      std::move(cri)));
+  auto reg =
+      std::unique_ptr<ContainerRegistry>(new ContainerRegistry(std::move(options), std::move(cri)));
   if (reg->options_.mode == Mode::kCri && reg->options_.start_thread) {
     reg->thread_ = std::thread([r = reg.get()] { r->Run(); });
   }
@@ -168,8 +168,7 @@ std::shared_ptr<const WorkloadIdentity> ContainerRegistry::Build(uint64_t cgroup
 
 std::shared_ptr<const WorkloadIdentity> ContainerRegistry::ResolveLocked(uint64_t cgroup_id,
                                                                          absl::string_view path,
-                                                                         bool* known,
-                                                                         bool* built) {
+                                                                         bool* known, bool* built) {
   ++stats_.resolves_total;
   if (built) *built = false;
   auto it = cache_.find(cgroup_id);
@@ -219,22 +218,22 @@ void ContainerRegistry::WhenKnown(uint64_t cgroup_id, absl::string_view cgroup_p
     callback(std::move(id), true);
     return;
   }
-  bool full = false;
+  Callback overflow;  // set when the pending queue is full: answered now, path-only
   {
     absl::MutexLock l(&pending_mu_);
     if (pending_.size() >= options_.max_pending) {
-      full = true;
+      overflow = std::move(callback);
     } else {
-      pending_.push_back(Pending{cgroup_id, std::string(cgroup_path), deadline, 0,
-                                 std::move(callback)});
+      pending_.push_back(
+          Pending{cgroup_id, std::string(cgroup_path), deadline, 0, std::move(callback)});
     }
   }
-  if (full) {
+  if (overflow) {
     {
       absl::MutexLock l(&mu_);
       ++stats_.enrichments_dropped_total;
     }
-    callback(std::move(id), false);
+    overflow(std::move(id), false);
     return;
   }
   RequestRefresh();
@@ -254,7 +253,12 @@ void ContainerRegistry::SettlePending(bool refreshed) {
   }
   if (work.empty()) return;
   const absl::Time now = Now();
-  std::vector<std::pair<Callback, std::pair<std::shared_ptr<const WorkloadIdentity>, bool>>> done;
+  struct Done {
+    Callback callback;
+    std::shared_ptr<const WorkloadIdentity> identity;
+    bool known;
+  };
+  std::vector<Done> done;
   std::vector<Pending> keep;
   {
     absl::MutexLock l(&mu_);
@@ -264,10 +268,10 @@ void ContainerRegistry::SettlePending(bool refreshed) {
       if (refreshed) ++p.attempts;
       if (known) {
         ++stats_.enrichments_known_total;
-        done.push_back({std::move(p.callback), {std::move(id), true}});
+        done.push_back(Done{std::move(p.callback), std::move(id), true});
       } else if (now >= p.deadline || p.attempts >= options_.max_enrichment_attempts) {
         ++stats_.enrichments_expired_total;
-        done.push_back({std::move(p.callback), {std::move(id), false}});
+        done.push_back(Done{std::move(p.callback), std::move(id), false});
       } else {
         keep.push_back(std::move(p));
       }
@@ -278,15 +282,15 @@ void ContainerRegistry::SettlePending(bool refreshed) {
     for (Pending& p : pending_) keep.push_back(std::move(p));  // arrived meanwhile
     pending_.swap(keep);
   }
-  for (auto& [cb, result] : done) cb(std::move(result.first), result.second);
+  for (Done& d : done) d.callback(std::move(d.identity), d.known);
 }
 
 absl::Status ContainerRegistry::RefreshOnce() {
   if (options_.mode != Mode::kCri) return absl::OkStatus();
   absl::StatusOr<std::vector<CriPodSandbox>> sandboxes = cri_->ListPodSandbox();
   absl::StatusOr<std::vector<CriContainer>> containers =
-      sandboxes.ok() ? cri_->ListContainers() : absl::StatusOr<std::vector<CriContainer>>(
-                                                    sandboxes.status());
+      sandboxes.ok() ? cri_->ListContainers()
+                     : absl::StatusOr<std::vector<CriContainer>>(sandboxes.status());
   const absl::Time now = Now();
   if (!sandboxes.ok() || !containers.ok()) {
     absl::Status err = sandboxes.ok() ? containers.status() : sandboxes.status();
@@ -355,8 +359,8 @@ absl::Status ContainerRegistry::RefreshOnce() {
       listed[c.id] = true;
       auto [it, inserted] = containers_.try_emplace(c.id);
       ContainerRecord& rec = it->second;
-      if (inserted || rec.deleted_at != absl::InfiniteFuture() || rec.container.labels != c.labels ||
-          rec.container.pod_sandbox_id != c.pod_sandbox_id) {
+      if (inserted || rec.deleted_at != absl::InfiniteFuture() ||
+          rec.container.labels != c.labels || rec.container.pod_sandbox_id != c.pod_sandbox_id) {
         changed = true;
       }
       rec.container = std::move(c);
@@ -371,7 +375,8 @@ absl::Status ContainerRegistry::RefreshOnce() {
           it->second.deleted_at = now;
           changed = true;
         } else if (now - it->second.deleted_at > options_.deleted_retention) {
-          if (!it->second.cgroups_path.empty()) container_by_cgroups_path_.erase(it->second.cgroups_path);
+          if (!it->second.cgroups_path.empty())
+            container_by_cgroups_path_.erase(it->second.cgroups_path);
           it = containers_.erase(it);
           changed = true;
           continue;
@@ -400,7 +405,8 @@ absl::Status ContainerRegistry::RefreshOnce() {
     stats_.known_containers = 0;
     stats_.retained_deleted = 0;
     for (const auto& [cid, rec] : containers_) {
-      (rec.deleted_at == absl::InfiniteFuture() ? stats_.known_containers : stats_.retained_deleted)++;
+      (rec.deleted_at == absl::InfiniteFuture() ? stats_.known_containers
+                                                : stats_.retained_deleted)++;
     }
     for (const auto& [sid, rec] : sandboxes_) {
       if (rec.deleted_at != absl::InfiniteFuture()) ++stats_.retained_deleted;
@@ -464,8 +470,7 @@ void ContainerRegistry::Run() {
       auto ready = [this, failing]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(wake_mu_) {
         return stop_ || (wake_ && !failing);
       };
-      wake_mu_.AwaitWithDeadline(absl::Condition(&ready),
-                                 std::min(next_refresh, earliest_pending));
+      wake_mu_.AwaitWithDeadline(absl::Condition(&ready), std::min(next_refresh, earliest_pending));
       if (stop_) return;
       absl::Time now = absl::Now();
       if (now >= next_refresh) {
@@ -513,15 +518,18 @@ size_t ContainerRegistry::ApproximateMemoryBytes() const {
     n += kNode + sizeof(r) + StrBytes(k) + StrBytes(r.sandbox.id) + StrBytes(r.sandbox.name) +
          StrBytes(r.sandbox.pod_namespace) + StrBytes(r.sandbox.uid) + MapBytes(r.sandbox.labels);
   }
-  for (const auto& [k, v] : sandbox_by_pod_uid_) n += kNode + 2 * sizeof(std::string) + StrBytes(k) + StrBytes(v);
-  for (const auto& [k, v] : container_by_cgroups_path_) n += kNode + 2 * sizeof(std::string) + StrBytes(k) + StrBytes(v);
+  for (const auto& [k, v] : sandbox_by_pod_uid_)
+    n += kNode + 2 * sizeof(std::string) + StrBytes(k) + StrBytes(v);
+  for (const auto& [k, v] : container_by_cgroups_path_)
+    n += kNode + 2 * sizeof(std::string) + StrBytes(k) + StrBytes(v);
   for (const auto& [k, e] : cache_) {
     n += kNode + sizeof(e);
     const WorkloadIdentity& id = *e.identity;
     n += 16 + sizeof(id) + StrBytes(id.cgroup_path) + StrBytes(id.container_id) +
          StrBytes(id.container_name) + StrBytes(id.pod_name) + StrBytes(id.pod_namespace) +
          StrBytes(id.pod_uid) + StrBytes(id.qos_class);
-    for (const auto& [lk, lv] : id.labels) n += 2 * sizeof(std::string) + StrBytes(lk) + StrBytes(lv);
+    for (const auto& [lk, lv] : id.labels)
+      n += 2 * sizeof(std::string) + StrBytes(lk) + StrBytes(lv);
   }
   return n;
 }

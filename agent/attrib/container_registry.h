@@ -48,15 +48,15 @@ namespace tapio::attrib {
 
 // Counters for metrics (plain struct: agent/metrics maps it). Totals are monotonic.
 struct RegistryStats {
-  bool runtime_up = false;              // the last refresh succeeded
+  bool runtime_up = false;  // the last refresh succeeded
   uint64_t refreshes_total = 0;
   uint64_t refresh_failures_total = 0;
   uint64_t consecutive_failures = 0;
-  int64_t current_backoff_ms = 0;       // 0 when healthy
+  int64_t current_backoff_ms = 0;  // 0 when healthy
   uint64_t status_calls_total = 0;
   uint64_t status_failures_total = 0;
   uint64_t resolves_total = 0;
-  uint64_t path_only_total = 0;         // Resolve answers without runtime data
+  uint64_t path_only_total = 0;  // Resolve answers without runtime data
   uint64_t path_parse_failures_total = 0;
   uint64_t enrichments_known_total = 0;
   uint64_t enrichments_expired_total = 0;
@@ -72,7 +72,8 @@ class ContainerRegistry {
  public:
   enum class Mode { kNoRuntime, kCri };
   using Clock = std::function<absl::Time()>;
-  using Callback = std::function<void(std::shared_ptr<const WorkloadIdentity> identity, bool known)>;
+  using Callback =
+      std::function<void(std::shared_ptr<const WorkloadIdentity> identity, bool known)>;
 
   struct Options {
     Mode mode = Mode::kNoRuntime;
@@ -83,11 +84,11 @@ class ContainerRegistry {
     absl::Duration max_backoff = absl::Seconds(30);
     absl::Duration deleted_retention = absl::Minutes(5);
     size_t max_pending = 4096;
-    int max_enrichment_attempts = 20;      // refreshes a pending request waits through
+    int max_enrichment_attempts = 20;  // refreshes a pending request waits through
     size_t max_status_calls_per_refresh = 512;
-    size_t max_cached_cgroups = 1 << 16;   // identity cache bound: cleared when exceeded
+    size_t max_cached_cgroups = 1 << 16;  // identity cache bound: cleared when exceeded
     bool start_thread = true;
-    Clock clock;                           // null = absl::Now
+    Clock clock;  // null = absl::Now
   };
 
   // `cri` may be null only in kNoRuntime mode.
@@ -95,7 +96,8 @@ class ContainerRegistry {
                                                                    std::unique_ptr<CriClient> cri);
   ~ContainerRegistry();  // stops the refresh thread; pending callbacks are NOT run
 
-  std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id, absl::string_view cgroup_path);
+  std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
+                                                  absl::string_view cgroup_path);
   void WhenKnown(uint64_t cgroup_id, absl::string_view cgroup_path, absl::Time deadline,
                  Callback callback);
 

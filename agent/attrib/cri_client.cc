@@ -1,17 +1,16 @@
 #include "agent/attrib/cri_client.h"
 
+#include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
 #include <chrono>
-#include <utility>
-
-#include <grpcpp/grpcpp.h>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "agent/attrib/cri/api.grpc.pb.h"
 
 namespace tapio::attrib {
@@ -28,10 +27,14 @@ absl::Status FromGrpc(const grpc::Status& s, absl::string_view call) {
 
 CriContainerState FromPb(pb::ContainerState s) {
   switch (s) {
-    case pb::CONTAINER_CREATED: return CriContainerState::kCreated;
-    case pb::CONTAINER_RUNNING: return CriContainerState::kRunning;
-    case pb::CONTAINER_EXITED: return CriContainerState::kExited;
-    default: return CriContainerState::kUnknown;
+    case pb::CONTAINER_CREATED:
+      return CriContainerState::kCreated;
+    case pb::CONTAINER_RUNNING:
+      return CriContainerState::kRunning;
+    case pb::CONTAINER_EXITED:
+      return CriContainerState::kExited;
+    default:
+      return CriContainerState::kUnknown;
   }
 }
 
@@ -77,7 +80,8 @@ absl::Status ParseVerboseInfo(absl::string_view json, CriContainerStatus* status
   }
   if (auto spec = j.find("runtimeSpec"); spec != j.end()) {
     if (!spec->is_object()) {
-      return absl::InvalidArgumentError("ContainerStatus info: field 'runtimeSpec' is not an object");
+      return absl::InvalidArgumentError(
+          "ContainerStatus info: field 'runtimeSpec' is not an object");
     }
     if (auto linux = spec->find("linux"); linux != spec->end() && linux->is_object()) {
       if (auto cp = linux->find("cgroupsPath"); cp != linux->end()) {
@@ -100,8 +104,8 @@ absl::StatusOr<std::string> FindCriEndpoint(absl::string_view explicit_endpoint,
     } else if (absl::ConsumePrefix(&p, "unix:")) {
     }
     if (p.empty() || p[0] != '/') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cri_endpoint '", explicit_endpoint, "': expected an absolute unix socket path"));
+      return absl::InvalidArgumentError(absl::StrCat("cri_endpoint '", explicit_endpoint,
+                                                     "': expected an absolute unix socket path"));
     }
     return absl::StrCat("unix://", p);
   }
@@ -111,8 +115,9 @@ absl::StatusOr<std::string> FindCriEndpoint(absl::string_view explicit_endpoint,
     std::string path = absl::StrCat(root, candidate);
     if (IsSocket(path)) return absl::StrCat("unix://", path);
   }
-  return absl::NotFoundError("no CRI socket at /run/containerd/containerd.sock or "
-                             "/run/crio/crio.sock; pass --cri_endpoint");
+  return absl::NotFoundError(
+      "no CRI socket at /run/containerd/containerd.sock or "
+      "/run/crio/crio.sock; pass --cri_endpoint");
 }
 
 struct GrpcCriClient::Impl {
@@ -168,8 +173,7 @@ absl::StatusOr<std::vector<CriContainer>> GrpcCriClient::ListContainers() {
   SetDeadline(&ctx, options_.call_timeout);
   pb::ListContainersRequest req;
   pb::ListContainersResponse resp;
-  if (auto s = FromGrpc(impl_->stub->ListContainers(&ctx, req, &resp), "ListContainers");
-      !s.ok()) {
+  if (auto s = FromGrpc(impl_->stub->ListContainers(&ctx, req, &resp), "ListContainers"); !s.ok()) {
     return s;
   }
   std::vector<CriContainer> out;
@@ -186,16 +190,15 @@ absl::StatusOr<std::vector<CriPodSandbox>> GrpcCriClient::ListPodSandbox() {
   SetDeadline(&ctx, options_.call_timeout);
   pb::ListPodSandboxRequest req;
   pb::ListPodSandboxResponse resp;
-  if (auto s = FromGrpc(impl_->stub->ListPodSandbox(&ctx, req, &resp), "ListPodSandbox");
-      !s.ok()) {
+  if (auto s = FromGrpc(impl_->stub->ListPodSandbox(&ctx, req, &resp), "ListPodSandbox"); !s.ok()) {
     return s;
   }
   std::vector<CriPodSandbox> out;
   out.reserve(resp.items_size());
   for (const auto& p : resp.items()) {
     out.push_back(CriPodSandbox{p.id(), p.metadata().name(), p.metadata().namespace_(),
-                                p.metadata().uid(), p.state() == pb::SANDBOX_READY,
-                                p.created_at(), ToMap(p.labels())});
+                                p.metadata().uid(), p.state() == pb::SANDBOX_READY, p.created_at(),
+                                ToMap(p.labels())});
   }
   return out;
 }

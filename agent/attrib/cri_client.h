@@ -28,7 +28,7 @@ inline constexpr absl::string_view kLabelPodUid = "io.kubernetes.pod.uid";
 inline constexpr absl::string_view kLabelContainerName = "io.kubernetes.container.name";
 
 struct CriVersion {
-  std::string runtime_name;         // "containerd", "cri-o"
+  std::string runtime_name;  // "containerd", "cri-o"
   std::string runtime_version;
   std::string runtime_api_version;  // "v1"
 };
@@ -37,7 +37,7 @@ enum class CriContainerState { kCreated = 0, kRunning = 1, kExited = 2, kUnknown
 
 struct CriPodSandbox {
   std::string id;
-  std::string name;       // metadata.name
+  std::string name;  // metadata.name
   std::string pod_namespace;
   std::string uid;
   bool ready = false;
@@ -48,7 +48,7 @@ struct CriPodSandbox {
 struct CriContainer {
   std::string id;
   std::string pod_sandbox_id;
-  std::string name;       // metadata.name
+  std::string name;  // metadata.name
   CriContainerState state = CriContainerState::kUnknown;
   int64_t created_at_ns = 0;
   std::map<std::string, std::string> labels;
@@ -59,7 +59,7 @@ struct CriContainerStatus {
   std::string name;
   CriContainerState state = CriContainerState::kUnknown;
   int32_t exit_code = 0;
-  std::string reason;      // "OOMKilled", "Completed", "Error", ...
+  std::string reason;  // "OOMKilled", "Completed", "Error", ...
   int64_t finished_at_ns = 0;
   std::map<std::string, std::string> labels;
   // From the verbose `info` JSON (0 / "" when not verbose or not reported).
@@ -91,7 +91,7 @@ absl::StatusOr<std::string> FindCriEndpoint(absl::string_view explicit_endpoint,
 class GrpcCriClient : public CriClient {
  public:
   struct Options {
-    std::string endpoint;                       // gRPC target, e.g. "unix:///run/x.sock"
+    std::string endpoint;  // gRPC target, e.g. "unix:///run/x.sock"
     absl::Duration call_timeout = absl::Seconds(2);
     // gRPC reconnect backoff cap: low so that a restarted runtime is found again quickly
     // (the gRPC default grows to 120 s).

@@ -6,10 +6,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -65,7 +64,8 @@ absl::Status ParseItem(const json& item, KubeletPod* pod) {
     template_hash = StringField(*labels, "pod-template-hash");
   }
   if (const json* owners = Field(*md, "ownerReferences"); owners != nullptr) {
-    if (!owners->is_array()) return absl::InvalidArgumentError("metadata.ownerReferences not a list");
+    if (!owners->is_array())
+      return absl::InvalidArgumentError("metadata.ownerReferences not a list");
     for (const json& o : *owners) {
       const json* ctl = Field(o, "controller");
       if (ctl != nullptr && ctl->is_boolean() && ctl->get<bool>()) {
@@ -88,7 +88,8 @@ absl::Status ParseItem(const json& item, KubeletPod* pod) {
     for (const char* list : {"initContainers", "containers"}) {
       const json* cs = Field(*spec, list);
       if (cs == nullptr) continue;
-      if (!cs->is_array()) return absl::InvalidArgumentError(absl::StrCat("spec.", list, " not a list"));
+      if (!cs->is_array())
+        return absl::InvalidArgumentError(absl::StrCat("spec.", list, " not a list"));
       for (const json& c : *cs) {
         KubeletContainer kc;
         kc.name = StringField(c, "name");
@@ -97,10 +98,12 @@ absl::Status ParseItem(const json& item, KubeletPod* pod) {
         }
         if (const json* res = Field(c, "resources"); res != nullptr) {
           if (auto s = MemoryOf(*res, "requests", &kc.memory_request_bytes); !s.ok()) {
-            return absl::InvalidArgumentError(absl::StrCat("spec.", list, "[", kc.name, "].", s.message()));
+            return absl::InvalidArgumentError(
+                absl::StrCat("spec.", list, "[", kc.name, "].", s.message()));
           }
           if (auto s = MemoryOf(*res, "limits", &kc.memory_limit_bytes); !s.ok()) {
-            return absl::InvalidArgumentError(absl::StrCat("spec.", list, "[", kc.name, "].", s.message()));
+            return absl::InvalidArgumentError(
+                absl::StrCat("spec.", list, "[", kc.name, "].", s.message()));
           }
         }
         pod->containers.push_back(std::move(kc));
@@ -145,11 +148,23 @@ struct SlistDeleter {
 absl::StatusOr<int64_t> ParseQuantityBytes(absl::string_view q) {
   absl::string_view s = absl::StripAsciiWhitespace(q);
   if (s.empty()) return absl::InvalidArgumentError("quantity is empty");
-  struct Suffix { absl::string_view text; double mult; };
-  static constexpr Suffix kSuffixes[] = {
-      {"Ki", 1024.0}, {"Mi", 1048576.0}, {"Gi", 1073741824.0}, {"Ti", 1099511627776.0},
-      {"Pi", 1125899906842624.0}, {"Ei", 1152921504606846976.0},
-      {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"P", 1e15}, {"E", 1e18}, {"m", 1e-3}};
+  struct Suffix {
+    absl::string_view text;
+    double mult;
+  };
+  static constexpr Suffix kSuffixes[] = {{"Ki", 1024.0},
+                                         {"Mi", 1048576.0},
+                                         {"Gi", 1073741824.0},
+                                         {"Ti", 1099511627776.0},
+                                         {"Pi", 1125899906842624.0},
+                                         {"Ei", 1152921504606846976.0},
+                                         {"k", 1e3},
+                                         {"M", 1e6},
+                                         {"G", 1e9},
+                                         {"T", 1e12},
+                                         {"P", 1e15},
+                                         {"E", 1e18},
+                                         {"m", 1e-3}};
   double mult = 1;
   absl::string_view num = s;
   for (const Suffix& suf : kSuffixes) {
@@ -178,7 +193,8 @@ absl::StatusOr<int64_t> ParseQuantityBytes(absl::string_view q) {
   }
   double value = 0;
   if (!ok || !seen_digit || !absl::SimpleAtod(num, &value)) {
-    return absl::InvalidArgumentError(absl::StrCat("quantity '", q, "' is not a number with a unit"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("quantity '", q, "' is not a number with a unit"));
   }
   double bytes = std::ceil(value * mult);
   if (bytes < 0 || bytes > 9.2e18) {
@@ -215,13 +231,14 @@ absl::StatusOr<std::unique_ptr<KubeletClient>> KubeletClient::Create(Options opt
   if (options.url.empty()) {
     const char* node = std::getenv(options.node_name_env.c_str());
     if (node == nullptr || *node == '\0') {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "kubelet url not given and $", options.node_name_env, " is not set"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("kubelet url not given and $", options.node_name_env, " is not set"));
     }
     options.url = absl::StrCat("https://", node, ":10250/pods");
   }
   if (!absl::StartsWith(options.url, "https://")) {
-    return absl::InvalidArgumentError(absl::StrCat("kubelet url '", options.url, "': must be https"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("kubelet url '", options.url, "': must be https"));
   }
   static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);  // once, thread-safe
   if (init != CURLE_OK) return absl::InternalError("curl_global_init failed");
@@ -258,18 +275,19 @@ absl::StatusOr<KubeletPodList> KubeletClient::ListPods() {
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(options_.timeout)));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                   static_cast<long>(absl::ToInt64Milliseconds(options_.timeout)));
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   CURLcode rc = curl_easy_perform(c);
   if (rc == CURLE_WRITE_ERROR && body.size() + CURL_MAX_WRITE_SIZE > options_.max_body_bytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("kubelet ", options_.url, ": reply larger than ", options_.max_body_bytes, " bytes"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "kubelet ", options_.url, ": reply larger than ", options_.max_body_bytes, " bytes"));
   }
   if (rc != CURLE_OK) {
-    return absl::UnavailableError(absl::StrCat("kubelet ", options_.url, ": ",
-                                               errbuf[0] ? errbuf : curl_easy_strerror(rc)));
+    return absl::UnavailableError(
+        absl::StrCat("kubelet ", options_.url, ": ", errbuf[0] ? errbuf : curl_easy_strerror(rc)));
   }
   long http = 0;
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &http);

@@ -26,23 +26,23 @@ namespace tapio::attrib {
 
 struct KubeletContainer {
   std::string name;
-  std::string container_id;         // from status.containerStatuses, scheme stripped ("" if none)
-  int64_t memory_request_bytes = 0; // 0 = not set
-  int64_t memory_limit_bytes = 0;   // 0 = not set
+  std::string container_id;          // from status.containerStatuses, scheme stripped ("" if none)
+  int64_t memory_request_bytes = 0;  // 0 = not set
+  int64_t memory_limit_bytes = 0;    // 0 = not set
 };
 
 struct KubeletPod {
   std::string uid, name, pod_namespace, node_name;
-  std::string qos_class;            // status.qosClass lowercased: "guaranteed", "burstable", ...
-  std::string owner_kind, owner_name;        // the controller ownerReference, "" if none
+  std::string qos_class;               // status.qosClass lowercased: "guaranteed", "burstable", ...
+  std::string owner_kind, owner_name;  // the controller ownerReference, "" if none
   std::string workload_kind, workload_name;  // ReplicaSet with pod-template-hash -> Deployment
   std::vector<KubeletContainer> containers;  // spec.containers and spec.initContainers
 };
 
 struct KubeletPodList {
   std::vector<KubeletPod> pods;
-  uint64_t skipped_items = 0;        // items without metadata.uid/name or wrongly typed
-  std::vector<std::string> errors;   // one line per skipped item, naming the field
+  uint64_t skipped_items = 0;       // items without metadata.uid/name or wrongly typed
+  std::vector<std::string> errors;  // one line per skipped item, naming the field
 };
 
 // Kubernetes resource.Quantity -> bytes: plain ("134217728"), binary suffixes (Ki Mi Gi Ti Pi Ei),

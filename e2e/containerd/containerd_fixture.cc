@@ -67,7 +67,8 @@ void RemoveCgroupTree(const std::string& dir) {
   if (d == nullptr) return;
   std::vector<std::string> children;
   while (struct dirent* e = ::readdir(d)) {
-    if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+    if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
+        std::strcmp(e->d_name, "..") != 0) {
       children.push_back(dir + "/" + e->d_name);
     }
   }
@@ -80,7 +81,8 @@ void RemoveCgroupTree(const std::string& dir) {
 
 std::vector<pid_t> PidsIn(const std::string& cgroup_dir) {
   std::vector<pid_t> out;
-  for (absl::string_view l : absl::StrSplit(ReadFile(cgroup_dir + "/cgroup.procs"), '\n', absl::SkipEmpty())) {
+  for (absl::string_view l :
+       absl::StrSplit(ReadFile(cgroup_dir + "/cgroup.procs"), '\n', absl::SkipEmpty())) {
     int pid = 0;
     if (absl::SimpleAtoi(l, &pid) && pid > 0) out.push_back(pid);
   }
@@ -122,12 +124,14 @@ absl::StatusOr<std::unique_ptr<ContainerdFixture>> ContainerdFixture::Start(Opti
       if (::stat((h + q).c_str(), &st) != 0) fx->created_qos_dirs_.push_back(h + q);
     }
   }
-  std::string tmpl_text = ReadFile(fx->options_.source_dir + "/e2e/containerd/containerd-config.toml.in");
+  std::string tmpl_text =
+      ReadFile(fx->options_.source_dir + "/e2e/containerd/containerd-config.toml.in");
   if (tmpl_text.empty()) {
     return absl::NotFoundError(absl::StrCat("containerd config template not found under ",
                                             fx->options_.source_dir, "/e2e/containerd"));
   }
-  std::string cfg = absl::StrReplaceAll(tmpl_text, {{"@DIR@", fx->dir_}, {"@PAUSE_IMAGE@", kPauseImage}});
+  std::string cfg =
+      absl::StrReplaceAll(tmpl_text, {{"@DIR@", fx->dir_}, {"@PAUSE_IMAGE@", kPauseImage}});
   std::ofstream(fx->dir_ + "/config.toml") << cfg;
 
   attrib::GrpcCriClient::Options co;
@@ -178,8 +182,8 @@ absl::Status ContainerdFixture::WaitReady() {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return absl::InternalError(absl::StrCat("containerd exited during start; see ", dir_,
-                                              "/containerd.log"));
+      return absl::InternalError(
+          absl::StrCat("containerd exited during start; see ", dir_, "/containerd.log"));
     }
     auto probe = attrib::GrpcCriClient::Create(po);
     if (!probe.ok()) return probe.status();
@@ -193,18 +197,24 @@ absl::Status ContainerdFixture::WaitReady() {
 
 absl::Status ContainerdFixture::BuildAndImportImages() {
   const std::string script = options_.source_dir + "/e2e/containerd/build-image.sh";
-  struct Img { const char* src; const char* bin; const char* name; };
-  for (const Img& img : {Img{"pause.c", "pause", kPauseImage}, Img{"memhog.c", "memhog", kMemhogImage}}) {
+  struct Img {
+    const char* src;
+    const char* bin;
+    const char* name;
+  };
+  for (const Img& img :
+       {Img{"pause.c", "pause", kPauseImage}, Img{"memhog.c", "memhog", kMemhogImage}}) {
     std::string tar = absl::StrCat(dir_, "/images/", img.bin, ".tar");
-    std::string build = absl::StrCat(script, " ", options_.source_dir, "/e2e/containerd/", img.src,
-                                     " ", img.bin, " ", img.name, " ", tar, " >>", dir_,
-                                     "/images/build.log 2>&1");
+    std::string build =
+        absl::StrCat(script, " ", options_.source_dir, "/e2e/containerd/", img.src, " ", img.bin,
+                     " ", img.name, " ", tar, " >>", dir_, "/images/build.log 2>&1");
     if (RunCommand(build) != 0) {
       return absl::InternalError(absl::StrCat("image build failed: ", build));
     }
     std::string imp = absl::StrCat("ctr -a ", dir_, "/containerd.sock -n k8s.io images import ",
                                    tar, " >>", dir_, "/images/build.log 2>&1");
-    if (RunCommand(imp) != 0) return absl::InternalError(absl::StrCat("image import failed: ", imp));
+    if (RunCommand(imp) != 0)
+      return absl::InternalError(absl::StrCat("image import failed: ", imp));
   }
   return absl::OkStatus();
 }
@@ -258,9 +268,10 @@ absl::StatusOr<ContainerdFixture::Pod> ContainerdFixture::RunPod(
   return pod;
 }
 
-absl::StatusOr<std::string> ContainerdFixture::StartContainer(const Pod& pod, absl::string_view name,
-                                                             const std::vector<std::string>& args,
-                                                             int64_t memory_limit_bytes) {
+absl::StatusOr<std::string> ContainerdFixture::StartContainer(const Pod& pod,
+                                                              absl::string_view name,
+                                                              const std::vector<std::string>& args,
+                                                              int64_t memory_limit_bytes) {
   attrib::GrpcCriClient::ContainerSpec c;
   c.name = std::string(name);
   c.image = kMemhogImage;
@@ -337,7 +348,8 @@ void ContainerdFixture::KillLeftovers() {
     if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 1) continue;
     std::string cmd = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (absl::StrContains(cmd, "containerd-shim") && absl::StrContains(cmd, dir_ + "/containerd.sock")) {
+    if (absl::StrContains(cmd, "containerd-shim") &&
+        absl::StrContains(cmd, dir_ + "/containerd.sock")) {
       ::kill(pid, SIGKILL);
     }
   }
@@ -368,7 +380,8 @@ ContainerdFixture::~ContainerdFixture() {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
     if (f.size() > 4 && absl::StartsWith(f[4], dir_ + "/")) mounts.emplace_back(f[4]);
   }
-  std::sort(mounts.begin(), mounts.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  std::sort(mounts.begin(), mounts.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
   for (const auto& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
   for (const std::string& q : created_qos_dirs_) ::rmdir(q.c_str());  // only if empty
   std::error_code ec;

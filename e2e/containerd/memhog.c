@@ -9,7 +9,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static void on_term(int sig) { (void)sig; _exit(0); }
+static void on_term(int sig) {
+  (void)sig;
+  _exit(0);
+}
 
 static void touch(size_t mib) {
   size_t bytes = mib << 20;

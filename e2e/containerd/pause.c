@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void on_term(int sig) { (void)sig; _exit(0); }
+static void on_term(int sig) {
+  (void)sig;
+  _exit(0);
+}
 static void on_chld(int sig) {
   (void)sig;
   while (waitpid(-1, NULL, WNOHANG) > 0) {

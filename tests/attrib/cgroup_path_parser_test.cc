@@ -46,8 +46,8 @@ TEST_P(ValidPaths, ParsesIdentityFromLayout) {
 }
 
 const std::string kBurstPod = S({"/kubepods/burstable/pod", kUid});
-const std::string kSysPod =
-    S({"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod", kUidUnderscore, ".slice"});
+const std::string kSysPod = S(
+    {"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod", kUidUnderscore, ".slice"});
 
 INSTANTIATE_TEST_SUITE_P(
     Layouts, ValidPaths,
@@ -97,22 +97,23 @@ INSTANTIATE_TEST_SUITE_P(
                 ".scope"}),
              false},
         Case{"SystemdBestEffortPodLevel",
-             S({"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod",
-                kUidUnderscore, ".slice"}),
+             S({"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod", kUidUnderscore,
+                ".slice"}),
              CgroupKind::kPod, ContainerRuntime::kUnknown, "", kUid, "besteffort", "", false},
         Case{"SystemdCrioConmonBelongsToPod", S({kSysPod, "/crio-conmon-", kId, ".scope"}),
              CgroupKind::kPod, ContainerRuntime::kCrio, "", kUid, "burstable", "", true},
-        Case{"UppercaseIdIsLowered",
-             S({kBurstPod, "/", "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"}),
-             CgroupKind::kContainer, ContainerRuntime::kUnknown, kId, kUid, "burstable",
-             S({kBurstPod, "/0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"}),
-             false},
+        Case{
+            "UppercaseIdIsLowered",
+            S({kBurstPod, "/", "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"}),
+            CgroupKind::kContainer, ContainerRuntime::kUnknown, kId, kUid, "burstable",
+            S({kBurstPod, "/0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"}),
+            false},
         Case{"HostCgroup", "/system.slice/sshd.service", CgroupKind::kNotKubernetes,
              ContainerRuntime::kUnknown, "", "", "", "", false},
         Case{"Root", "/", CgroupKind::kNotKubernetes, ContainerRuntime::kUnknown, "", "", "", "",
              false},
-        Case{"KubepodsRoot", "/kubepods", CgroupKind::kQosLevel, ContainerRuntime::kUnknown, "",
-             "", "", "", false},
+        Case{"KubepodsRoot", "/kubepods", CgroupKind::kQosLevel, ContainerRuntime::kUnknown, "", "",
+             "", "", false},
         Case{"QosLevel", "/kubepods/burstable", CgroupKind::kQosLevel, ContainerRuntime::kUnknown,
              "", "", "burstable", "", false},
         Case{"SystemdQosLevel", "/kubepods.slice/kubepods-besteffort.slice", CgroupKind::kQosLevel,
@@ -140,23 +141,24 @@ TEST_P(MalformedPaths, AreRejectedNamingTheComponent) {
 
 INSTANTIATE_TEST_SUITE_P(
     Bad, MalformedPaths,
-    ::testing::Values(
-        BadCase{"NotAPodComponent", "/kubepods/burstable/notapod", "notapod"},
-        BadCase{"EmptyPodUid", "/kubepods/pod/abc", "pod"},
-        BadCase{"NonHexPodUid", "/kubepods/podxyz-123", "podxyz-123"},
-        BadCase{"NonHexContainerId", S({kBurstPod, "/not-a-container"}), "not-a-container"},
-        BadCase{"ShortContainerId", S({kBurstPod, "/abc123"}), "abc123"},
-        BadCase{"SystemdPodWithoutSlice",
-                S({"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod", kUidUnderscore}),
-                S({"kubepods-burstable-pod", kUidUnderscore})},
-        BadCase{"SystemdQosMismatch",
-                S({"/kubepods.slice/kubepods-burstable.slice/kubepods-besteffort-pod",
-                   kUidUnderscore, ".slice"}),
-                S({"kubepods-besteffort-pod", kUidUnderscore, ".slice"})},
-        BadCase{"SystemdUnknownScope", S({kSysPod, "/runc-", kId, ".scope"}),
-                S({"runc-", kId, ".scope"})},
-        BadCase{"SystemdScopeWithoutSuffix", S({kSysPod, "/cri-containerd-", kId}),
-                S({"cri-containerd-", kId})}),
+    ::testing::Values(BadCase{"NotAPodComponent", "/kubepods/burstable/notapod", "notapod"},
+                      BadCase{"EmptyPodUid", "/kubepods/pod/abc", "pod"},
+                      BadCase{"NonHexPodUid", "/kubepods/podxyz-123", "podxyz-123"},
+                      BadCase{"NonHexContainerId", S({kBurstPod, "/not-a-container"}),
+                              "not-a-container"},
+                      BadCase{"ShortContainerId", S({kBurstPod, "/abc123"}), "abc123"},
+                      BadCase{"SystemdPodWithoutSlice",
+                              S({"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod",
+                                 kUidUnderscore}),
+                              S({"kubepods-burstable-pod", kUidUnderscore})},
+                      BadCase{"SystemdQosMismatch",
+                              S({"/kubepods.slice/kubepods-burstable.slice/kubepods-besteffort-pod",
+                                 kUidUnderscore, ".slice"}),
+                              S({"kubepods-besteffort-pod", kUidUnderscore, ".slice"})},
+                      BadCase{"SystemdUnknownScope", S({kSysPod, "/runc-", kId, ".scope"}),
+                              S({"runc-", kId, ".scope"})},
+                      BadCase{"SystemdScopeWithoutSuffix", S({kSysPod, "/cri-containerd-", kId}),
+                              S({"cri-containerd-", kId})}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return info.param.name; });
 
 TEST(CgroupPathParser, PodCgroupPathIsThePrefixUpToThePod) {

@@ -209,7 +209,7 @@ TEST_F(RegistryTest, DeletedContainerIsRetainedThenForgotten) {
   now_ += absl::Seconds(100);
   ASSERT_TRUE(reg_->RefreshOnce().ok());
   EXPECT_EQ(reg_->Resolve(100, kCPath)->pod_name, "web-7d9f");  // OOM event racing teardown
-  now_ += absl::Seconds(30);  // 130 s > 2 min after deletion
+  now_ += absl::Seconds(30);                                    // 130 s > 2 min after deletion
   ASSERT_TRUE(reg_->RefreshOnce().ok());
   EXPECT_EQ(reg_->stats().retained_deleted, 0u);
   EXPECT_EQ(reg_->Resolve(100, kCPath)->pod_name, "");
@@ -339,7 +339,7 @@ TEST_F(RegistryTest, WhenKnownQueueIsBoundedAndOverflowIsAnsweredPathOnly) {
     (known ? known_calls : unknown_calls)++;
   };
   for (uint64_t i = 0; i < 5; ++i) {
-    reg_->WhenKnown(200 + i, kPodPath + "/" + std::string(64, 'c' + 0) , absl::InfiniteFuture(), cb);
+    reg_->WhenKnown(200 + i, kPodPath + "/" + std::string(64, 'c' + 0), absl::InfiniteFuture(), cb);
   }
   EXPECT_EQ(unknown_calls, 3);
   EXPECT_EQ(reg_->stats().pending_enrichments, 2u);
@@ -411,9 +411,9 @@ TEST(ContainerRegistryThread, BackgroundRefreshEnrichesPendingEventsQuickly) {
         lists.load() >= 1 ? std::vector<CriPodSandbox>{Sandbox()} : std::vector<CriPodSandbox>{});
   });
   ON_CALL(*mock, ListContainers()).WillByDefault([&] {
-    return absl::StatusOr<std::vector<CriContainer>>(
-        lists.fetch_add(1) >= 1 ? std::vector<CriContainer>{Container()}
-                                : std::vector<CriContainer>{});
+    return absl::StatusOr<std::vector<CriContainer>>(lists.fetch_add(1) >= 1
+                                                         ? std::vector<CriContainer>{Container()}
+                                                         : std::vector<CriContainer>{});
   });
   ContainerRegistry::Options opts;
   opts.mode = ContainerRegistry::Mode::kCri;

@@ -1,10 +1,10 @@
 // Attribution against a real containerd (Debian's 1.6), pods created through Tapio's own CRI
 // client with kubelet-style labels and cgroup parents. LABEL e2e: needs root, containerd, runc,
 // gcc (static images are built at start).
-#include <algorithm>
-#include <atomic>
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -348,7 +348,8 @@ TEST_F(ContainerdE2eTest, TwoHundredContainersAreAllAttributed) {
       static_cast<int>(st.cached_cgroups), cold_ms[cold_ms.size() / 2], cold_ms.back());
   std::cout << report << std::endl;
   RecordProperty("scale", report);
-  if (const char* out = std::getenv("TAPIO_ATTRIB_PERF_OUT")) std::ofstream(out, std::ios::app) << report << "\n";
+  if (const char* out = std::getenv("TAPIO_ATTRIB_PERF_OUT"))
+    std::ofstream(out, std::ios::app) << report << "\n";
 
   std::atomic<int> next_rm{0}, rm_failures{0};
   std::vector<std::thread> removers;

@@ -29,10 +29,11 @@ TEST(ParseVerboseInfo, ContainerdInfoGivesPidAndCgroupsPath) {
 
 TEST(ParseVerboseInfo, SystemdStyleCgroupsPathIsKeptVerbatim) {
   CriContainerStatus st;
-  ASSERT_TRUE(ParseVerboseInfo(
-                  R"({"pid": 5, "runtimeSpec": {"linux": {"cgroupsPath": "kubepods-pod1.slice:cri-containerd:abc"}}})",
-                  &st)
-                  .ok());
+  ASSERT_TRUE(
+      ParseVerboseInfo(
+          R"({"pid": 5, "runtimeSpec": {"linux": {"cgroupsPath": "kubepods-pod1.slice:cri-containerd:abc"}}})",
+          &st)
+          .ok());
   EXPECT_EQ(st.cgroups_path, "kubepods-pod1.slice:cri-containerd:abc");
 }
 

@@ -47,9 +47,12 @@ class TestPki {
     const std::string d = dir_;
     std::string script = absl::StrCat(
         "set -e; cd ", d, ";",
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.crt;",
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.crt;",
-        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=kubelet -keyout server.key -out server.csr;",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
+        "/CN=test-ca -keyout ca.key -out ca.crt;",
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "
+        "/CN=other-ca -keyout other.key -out other.crt;",
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=kubelet "
+        "-keyout server.key -out server.csr;",
         "printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext;",
         "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 "
         "-extfile san.ext -out server.crt;",
@@ -154,8 +157,9 @@ class TestHttpsServer {
 };
 
 std::string Http(int code, const std::string& body, const std::string& extra = "") {
-  return absl::StrCat("HTTP/1.1 ", code, " X\r\nContent-Type: application/json\r\nContent-Length: ",
-                      body.size(), "\r\nConnection: close\r\n", extra, "\r\n", body);
+  return absl::StrCat("HTTP/1.1 ", code,
+                      " X\r\nContent-Type: application/json\r\nContent-Length: ", body.size(),
+                      "\r\nConnection: close\r\n", extra, "\r\n", body);
 }
 
 class KubeletClientTest : public ::testing::Test {
@@ -200,8 +204,9 @@ TEST_F(KubeletClientTest, ListsPodsWithOwnerWorkloadAndMemory) {
   ASSERT_TRUE(list.ok()) << list.status();
   ASSERT_EQ(list->pods.size(), 3u);
   EXPECT_EQ(list->skipped_items, 2u);
-  EXPECT_THAT(list->errors, ::testing::ElementsAre(::testing::HasSubstr("metadata.uid"),
-                                                   ::testing::HasSubstr("resources.limits.memory")));
+  EXPECT_THAT(list->errors,
+              ::testing::ElementsAre(::testing::HasSubstr("metadata.uid"),
+                                     ::testing::HasSubstr("resources.limits.memory")));
   const KubeletPod& web = list->pods[0];
   EXPECT_EQ(web.name, "web-7d9f8b6c5d-x2x9q");
   EXPECT_EQ(web.pod_namespace, "shop");
@@ -254,9 +259,8 @@ TEST_F(KubeletClientTest, UntrustedServerCertificateIsRejected) {
 }
 
 TEST_F(KubeletClientTest, ServerErrorIsUnavailableNamingTheStatus) {
-  TestHttpsServer server(*pki_, [](const std::string&) {
-    return TestHttpsServer::Reply{Http(500, "oops")};
-  });
+  TestHttpsServer server(
+      *pki_, [](const std::string&) { return TestHttpsServer::Reply{Http(500, "oops")}; });
   auto list = Client(server.url())->ListPods();
   EXPECT_EQ(list.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(list.status().message()), ::testing::HasSubstr("HTTP 500"));
@@ -285,10 +289,10 @@ TEST_F(KubeletClientTest, TruncatedJsonIsInvalidArgument) {
 TEST_F(KubeletClientTest, ChunkedReplyIsAccepted) {
   TestHttpsServer server(*pki_, [](const std::string&) {
     std::string b = R"({"items":[{"metadata":{"name":"a","uid":"u1"}}]})";
-    std::string chunked = absl::StrCat(
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
-        absl::Hex(10), "\r\n", b.substr(0, 10), "\r\n", absl::Hex(b.size() - 10), "\r\n",
-        b.substr(10), "\r\n0\r\n\r\n");
+    std::string chunked =
+        absl::StrCat("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+                     absl::Hex(10), "\r\n", b.substr(0, 10), "\r\n", absl::Hex(b.size() - 10),
+                     "\r\n", b.substr(10), "\r\n0\r\n\r\n");
     return TestHttpsServer::Reply{chunked};
   });
   auto list = Client(server.url())->ListPods();
@@ -299,9 +303,11 @@ TEST_F(KubeletClientTest, ChunkedReplyIsAccepted) {
 
 TEST_F(KubeletClientTest, OversizedReplyIsRefused) {
   std::string big = absl::StrCat(R"({"items":[)", std::string(0, ' '));
-  for (int i = 0; i < 2000; ++i) absl::StrAppend(&big, i ? "," : "", R"({"metadata":{"name":"p","uid":"u"}})");
+  for (int i = 0; i < 2000; ++i)
+    absl::StrAppend(&big, i ? "," : "", R"({"metadata":{"name":"p","uid":"u"}})");
   big += "]}";
-  TestHttpsServer server(*pki_, [&](const std::string&) { return TestHttpsServer::Reply{Http(200, big)}; });
+  TestHttpsServer server(
+      *pki_, [&](const std::string&) { return TestHttpsServer::Reply{Http(200, big)}; });
   auto list = Client(server.url(), "ca.crt", absl::Seconds(5), 16 << 10)->ListPods();
   EXPECT_EQ(list.status().code(), absl::StatusCode::kResourceExhausted) << list.status();
 }
@@ -345,11 +351,19 @@ struct QuantityCase {
 };
 
 TEST(ParseQuantityBytes, KubernetesQuantitiesBecomeBytes) {
-  for (const QuantityCase& c : std::initializer_list<QuantityCase>{
-           {"134217728", 134217728}, {"128Mi", 134217728}, {"1Gi", 1073741824},
-           {"1.5Gi", 1610612736}, {"100M", 100000000}, {"1k", 1000}, {"2Ki", 2048},
-           {"1e9", 1000000000}, {"1E3", 1000}, {"500m", 1}, {"0", 0}, {" 64Mi ", 67108864},
-           {"1Ti", int64_t{1} << 40}}) {
+  for (const QuantityCase& c : std::initializer_list<QuantityCase>{{"134217728", 134217728},
+                                                                   {"128Mi", 134217728},
+                                                                   {"1Gi", 1073741824},
+                                                                   {"1.5Gi", 1610612736},
+                                                                   {"100M", 100000000},
+                                                                   {"1k", 1000},
+                                                                   {"2Ki", 2048},
+                                                                   {"1e9", 1000000000},
+                                                                   {"1E3", 1000},
+                                                                   {"500m", 1},
+                                                                   {"0", 0},
+                                                                   {" 64Mi ", 67108864},
+                                                                   {"1Ti", int64_t{1} << 40}}) {
     auto v = ParseQuantityBytes(c.text);
     ASSERT_TRUE(v.ok()) << c.text << ": " << v.status();
     EXPECT_EQ(*v, c.bytes) << c.text;
@@ -367,7 +381,8 @@ TEST(ParseKubeletPods, StructuralErrorsAreInvalidArgument) {
   EXPECT_EQ(ParseKubeletPods("[]").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseKubeletPods(R"({"kind":"PodList"})").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(ParseKubeletPods(R"({"items":{}})").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseKubeletPods(R"({"items":{}})").status().code(),
+            absl::StatusCode::kInvalidArgument);
   auto empty = ParseKubeletPods(R"({"items":null})");
   ASSERT_TRUE(empty.ok());
   EXPECT_TRUE(empty->pods.empty());
