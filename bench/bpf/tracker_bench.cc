@@ -13,6 +13,7 @@
 //   BM_RingbufBareDrain           a BPF producer fills a ring buffer (bpf_prog_test_run); the time
 //                                 of ring_buffer__consume() alone is measured: records/s.
 //   BM_RingbufDecodeDrain         the same with RecordView::Decode per record.
+//   BM_SnapshotTasks              one task-iterator pass (SnapshotTasks) over every process.
 //   BM_MapMemory/<mode>           fdinfo memlock of every map of the tracker object.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -217,6 +218,35 @@ BENCHMARK(BM_RssStatRunCost)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
+// Default mode: BPF stats over a storm count every run of every tracker program, machine-wide.
+// The storm itself costs one fork + one exit; nothing runs per fault.
+void BM_DefaultModeRunsPerStorm(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create();
+  if (!cg.ok()) return state.SkipWithError(cg.status().ToString().c_str());
+  absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(ModeOptions(0));
+  if (!t.ok()) return state.SkipWithError(t.status().ToString().c_str());
+  absl::StatusOr<bool> previous = SetBpfStatsEnabled(true);
+  if (!previous.ok()) return state.SkipWithError(previous.status().ToString().c_str());
+  for (auto _ : state) {
+    double rate = Storm(**cg);
+    if (rate <= 0) break;
+    state.SetIterationTime(kStormMs / 1000.0);
+  }
+  uint64_t runs = 0, run_ns = 0;
+  for (const ProgramStatus& p : (*t)->Programs()) {
+    runs += p.run_count;
+    run_ns += p.run_time_ns;
+  }
+  (void)SetBpfStatsEnabled(*previous);
+  state.counters["runs_per_storm"] = static_cast<double>(runs) / state.iterations();
+  state.counters["run_ns_per_storm"] = static_cast<double>(run_ns) / state.iterations();
+}
+BENCHMARK(BM_DefaultModeRunsPerStorm)
+    ->Iterations(8)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
 // The same BPF-stats figure for the empty calibration program: what the stats themselves and the
 // program entry cost, to subtract from BM_RssStatRunCost.
 void BM_EmptyRssStatRunCost(benchmark::State& state) {
@@ -307,6 +337,21 @@ void BM_RingbufBareDrain(benchmark::State& state) { BM_RingbufDrain<false>(state
 void BM_RingbufDecodeDrain(benchmark::State& state) { BM_RingbufDrain<true>(state); }
 BENCHMARK(BM_RingbufBareDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RingbufDecodeDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+// One iter/task pass over every process of the machine, records validated and counted.
+void BM_SnapshotTasks(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(ModeOptions(0));
+  if (!t.ok()) return state.SkipWithError(t.status().ToString().c_str());
+  uint64_t processes = 0;
+  for (auto _ : state) {
+    absl::Status s = (*t)->SnapshotTasks([&](const tapio_rss_record&) { ++processes; });
+    if (!s.ok()) return state.SkipWithError(s.ToString().c_str());
+  }
+  state.counters["processes_per_pass"] = static_cast<double>(processes) / state.iterations();
+  state.SetItemsProcessed(processes);
+}
+BENCHMARK(BM_SnapshotTasks)->Unit(benchmark::kMicrosecond);
 
 void BM_MapMemory(benchmark::State& state) {
   if (geteuid() != 0) return state.SkipWithError("needs root");

@@ -190,6 +190,52 @@ TEST_F(MemoryTrackerTest, RssStatHookReportsOnlyTrackedCgroups) {
   EXPECT_EQ(other_cgroup, 0);
 }
 
+TEST_F(MemoryTrackerTest, RssStatHookDetachesAndReattachesAtRunTime) {
+  auto plain = MustCreate({});
+  ASSERT_NE(plain, nullptr);
+  EXPECT_EQ(plain->SetRssStatAttached(true).code(), absl::StatusCode::kFailedPrecondition);
+  plain.reset();
+
+  TrackerOptions o;
+  o.rss_stat_hook = true;
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(256 << 20);
+  ASSERT_NE(cg, nullptr);
+  ASSERT_TRUE(t->SetRssTracked(cg->cgroup2_id(), true).ok());
+  auto count_for = [&](pid_t pid) {
+    int n = 0;
+    PollUntil(*t, absl::Milliseconds(500), [&](const RecordView& v) {
+      if (v.type() == TAPIO_REC_RSS_CHANGE && v.header().pid == static_cast<uint32_t>(pid)) ++n;
+      return false;
+    });
+    return n;
+  };
+  ASSERT_TRUE(t->SetRssStatAttached(false).ok());
+  EXPECT_FALSE(t->rss_stat_attached());
+  absl::StatusOr<ChildProcess> quiet =
+      cg->Spawn({TestAllocPath(), "--mib=16"}, {.capture_stdout = true});
+  ASSERT_TRUE(quiet.ok());
+  ASSERT_TRUE(quiet->WaitForLine("ready", absl::Seconds(20)).ok());
+  EXPECT_EQ(count_for(quiet->pid), 0);
+
+  ASSERT_TRUE(t->SetRssStatAttached(true).ok());
+  EXPECT_TRUE(t->rss_stat_attached());
+  absl::StatusOr<ChildProcess> loud =
+      cg->Spawn({TestAllocPath(), "--mib=16"}, {.capture_stdout = true});
+  ASSERT_TRUE(loud.ok());
+  ASSERT_TRUE(loud->WaitForLine("ready", absl::Seconds(20)).ok());
+  EXPECT_GE(count_for(loud->pid), 8);
+
+  // Untracking stops the records although the hook stays attached.
+  ASSERT_TRUE(t->SetRssTracked(cg->cgroup2_id(), false).ok());
+  absl::StatusOr<ChildProcess> untracked =
+      cg->Spawn({TestAllocPath(), "--mib=16"}, {.capture_stdout = true});
+  ASSERT_TRUE(untracked.ok());
+  ASSERT_TRUE(untracked->WaitForLine("ready", absl::Seconds(20)).ok());
+  EXPECT_EQ(count_for(untracked->pid), 0);
+}
+
 TEST_F(MemoryTrackerTest, OomKillReportedExactlyOnceWithVictimIdentityTwentyTimes) {
   auto t = MustCreate({});
   ASSERT_NE(t, nullptr);
