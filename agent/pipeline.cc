@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/bpf/record.h"
+#include "agent/core/file_util.h"
 #include "agent/core/log.h"
 
 namespace tapio {
@@ -128,10 +129,11 @@ void Pipeline::OnOomContextRecord(const tapio_oom_context_record& r) {
 
 void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns,
                            bool from_snapshot) {
-  const bool known = processes_.Find(r.hdr.pid) != nullptr;
+  const ProcessInfo* before_info = processes_.Find(r.hdr.pid);
+  const bool moved = before_info == nullptr || before_info->cgroup_id != r.hdr.cgroup_id;
   ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
                                         absl::string_view(r.hdr.comm, strnlen(r.hdr.comm, 16)));
-  if (!known) TrackCgroup(r.hdr.cgroup_id);
+  if (moved) TrackCgroup(r.hdr.cgroup_id);
   const uint64_t page = options_.page_size;
   const uint64_t before = info.rss.resident_pages() * page;
   const uint64_t now = (r.rss.file_pages + r.rss.anon_pages + r.rss.shmem_pages) * page;
@@ -243,9 +245,10 @@ void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
     PendingOom& p = pending_ooms_.front();
     if (!all && p.deadline > now) break;
     auto& kill = std::get<OomKill>(p.event.payload);
+    if (kill.constraint_source.empty()) ConstraintFromCounters(p.event.identity->cgroup_path, &kill);
     {
       absl::MutexLock lock(&counters_mu_);
-      if (kill.constraint_source.empty()) {
+      if (kill.constraint_source != "kmsg" && kill.constraint_source != "fentry") {
         ++counters_.oom_without_context;
       } else {
         ++counters_.oom_with_kmsg_context;
@@ -253,6 +256,63 @@ void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
     }
     Publish(std::move(p.event));
     pending_ooms_.pop_front();
+  }
+}
+
+void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* kill) const {
+  // Fallback when neither fentry nor the kernel log told the constraint (the log line is
+  // ratelimited: DEFAULT_RATELIMIT_BURST reports per 5 s). A memcg OOM needs a limit in the
+  // victim's chain, and the memcg that hit it has its usage watermark at that limit (v1
+  // memory.max_usage_in_bytes / memsw, v2 memory.peak) or counted the failed charge (v2
+  // memory.events.local "max"). So: the lowest limited ancestor with that evidence is the OOM
+  // memcg; no limit anywhere means a global OOM. (v1 failcnt is not used: 6.x kernels leave it 0.)
+  if (victim_path.empty() || layout_.MemoryDir("/").empty()) return;
+  const bool v2 = layout_.memory_on_unified;
+  auto read_u64 = [](const std::string& path, uint64_t* v) {
+    auto text = ReadFileToString(path);
+    return text.ok() && ParseU64(*text, v, /*allow_max=*/true);
+  };
+  bool any_limit = false;
+  std::string p = victim_path;
+  while (!p.empty()) {
+    const std::string dir = layout_.MemoryDir(p);
+    uint64_t raw = 0;
+    if (read_u64(dir + (v2 ? "/memory.max" : "/memory.limit_in_bytes"), &raw) &&
+        NormalizeLimit(raw) != 0) {
+      const uint64_t limit = NormalizeLimit(raw);
+      any_limit = true;
+      // Within 1% (at least 256 KiB) of the limit: the charge that failed was at most that short.
+      const uint64_t slack = std::max<uint64_t>(limit / 100, 256 << 10);
+      bool hit = false;
+      static constexpr const char* kPeakFilesV1[] = {"/memory.max_usage_in_bytes",
+                                                     "/memory.memsw.max_usage_in_bytes"};
+      static constexpr const char* kPeakFilesV2[] = {"/memory.peak", nullptr};
+      for (const char* file : v2 ? kPeakFilesV2 : kPeakFilesV1) {
+        uint64_t peak = 0;
+        if (file != nullptr && read_u64(dir + file, &peak) && peak + slack >= limit) hit = true;
+      }
+      if (v2 && !hit) {
+        CgroupMemoryStat local;
+        auto events = ReadFileToString(dir + "/memory.events.local");
+        if (events.ok()) ParseMemoryEventsV2(*events, &local);
+        hit = local.limit_hits > 0;
+      }
+      if (hit) {
+        kill->constraint = OomConstraint::kMemcg;
+        kill->constraint_source = "memcg_counters";
+        kill->oom_memcg_path = p;
+        return;
+      }
+    }
+    if (p == "/") break;
+    const size_t slash = p.rfind('/');
+    p = slash == 0 ? "/" : p.substr(0, slash);
+  }
+  TAPIO_LOG(kDebug, "oom of %s: no limited memcg at its limit (any limit: %d)", victim_path,
+            any_limit);
+  if (!any_limit) {
+    kill->constraint = OomConstraint::kNone;
+    kill->constraint_source = "memcg_counters";
   }
 }
 
@@ -266,9 +326,11 @@ void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns)
     case TAPIO_REC_PROC_FORK: {
       l.phase = r.hdr.type == TAPIO_REC_PROC_EXEC ? ProcessLifecycle::Phase::kExec
                                                   : ProcessLifecycle::Phase::kFork;
-      const bool known = processes_.Find(r.hdr.pid) != nullptr;
+      // A new process, or one its runtime moved into a container's cgroup before exec.
+      const ProcessInfo* before = processes_.Find(r.hdr.pid);
+      const bool moved = before == nullptr || before->cgroup_id != r.hdr.cgroup_id;
       processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid, l.comm);
-      if (!known) TrackCgroup(r.hdr.cgroup_id);
+      if (moved) TrackCgroup(r.hdr.cgroup_id);
       break;
     }
     default:

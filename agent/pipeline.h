@@ -158,6 +158,7 @@ class Pipeline {
   void OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns);
   void OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns);
   void OnOomContextRecord(const tapio_oom_context_record& r);
+  void ConstraintFromCounters(const std::string& victim_path, OomKill* kill) const;
   void TrackCgroup(uint64_t cgroup_id);
   void SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);

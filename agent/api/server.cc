@@ -1,7 +1,9 @@
 #include "agent/api/server.h"
 
 #include <errno.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -98,6 +100,23 @@ absl::Status PrepareUnixSocketPath(const std::string& path) {
   return absl::OkStatus();
 }
 
+// Lowers the calling thread's scheduling priority to `nice` (never raises it: that needs
+// CAP_SYS_NICE). gRPC reuses its threads, so the change sticks to the thread: every API handler
+// thread ends up at this priority, which is the intent (the API yields to the pipeline).
+void LowerThreadPriority(int nice) {
+  if (nice <= 0) return;
+  thread_local bool lowered = false;
+  if (lowered) return;
+  lowered = true;
+  const id_t tid = static_cast<id_t>(syscall(SYS_gettid));
+  errno = 0;
+  const int current = getpriority(PRIO_PROCESS, tid);
+  if (errno == 0 && current < nice && setpriority(PRIO_PROCESS, tid, nice) != 0) {
+    TAPIO_LOG(kWarning, "api: cannot lower handler thread priority to nice %d: %s", nice,
+              std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 class ApiServer::Service final : public v1::TapioService::Service {
@@ -135,6 +154,10 @@ class ApiServer::Service final : public v1::TapioService::Service {
     subscribes_total_.fetch_add(1, std::memory_order_relaxed);
     TAPIO_LOG(kDebug, "api: subscriber %s joined (%d active)", context->peer(), active_.load());
 
+    LowerThreadPriority(options_.stream_thread_nice);
+    // Headers first, on their own: the stream is established for the client at once, and no
+    // event write carries (and waits on) the initial metadata.
+    writer->SendInitialMetadata();
     v1::Event message;
     bool client_gone = false;
     while (!client_gone && !context->IsCancelled()) {
@@ -151,12 +174,17 @@ class ApiServer::Service final : public v1::TapioService::Service {
       while (next && !client_gone) {
         while (next) {
           EventToProto(*next, options_.node_name, &message);
-          if (!writer->Write(message)) {
+          next = sub->Next(absl::ZeroDuration());
+          // While more events are queued, let the transport coalesce writes (it completes a
+          // hinted write at once while less than its write buffer is pending); the last write
+          // of a drain is unhinted and flushes.
+          grpc::WriteOptions write_options;
+          if (next) write_options.set_buffer_hint();
+          if (!writer->Write(message, write_options)) {
             client_gone = true;
             break;
           }
           events_sent_.fetch_add(1, std::memory_order_relaxed);
-          next = sub->Next(absl::ZeroDuration());
         }
         if (client_gone || options_.coalesce_window <= absl::ZeroDuration()) break;
         absl::SleepFor(options_.coalesce_window);
@@ -258,6 +286,9 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   if (options.coalesce_window < absl::ZeroDuration() ||
       options.coalesce_window > absl::Milliseconds(100)) {
     return absl::InvalidArgumentError("coalesce_window: must be between 0 and 100ms");
+  }
+  if (options.stream_thread_nice < 0 || options.stream_thread_nice > 19) {
+    return absl::InvalidArgumentError("stream_thread_nice: must be between 0 and 19");
   }
   if (options.idle_poll <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("idle_poll: must be positive");

@@ -48,6 +48,10 @@ struct ApiServerOptions {
   // being woken by every event: bounds wake-ups to one per window per subscriber, at the cost of
   // up to this much added latency under load (none when idle). 0 = wake per event. 0..100 ms.
   absl::Duration coalesce_window = absl::Milliseconds(1);
+  // Nice value (0..19) a thread takes on when it starts serving a Subscribe stream, so that on a
+  // CPU-saturated node the pipeline threads (ingest, sampler, Publish) win over the fan-out and
+  // slow subscribers lose events instead of slowing the pipeline. 0 = leave priorities alone.
+  int stream_thread_nice = 0;
   // How often an idle stream checks whether its client went away or the server stops.
   absl::Duration idle_poll = absl::Milliseconds(200);
 };

@@ -204,7 +204,8 @@ absl::StatusOr<std::unique_ptr<MemoryTracker>> MemoryTracker::Create(
 absl::Status MemoryTracker::Load(const TrackerOptions& options) {
   struct btf* vmlinux = btf__load_vmlinux_btf();
   if (!vmlinux) return ErrnoStatus(errno, "load kernel BTF");
-  bool tp_btf_victim = TpBtfArgIsStructPtr(vmlinux, "mark_victim", 0, "task_struct");
+  bool tp_btf_victim = !options.force_classic_mark_victim &&
+                       TpBtfArgIsStructPtr(vmlinux, "mark_victim", 0, "task_struct");
   bool have_rss_stat = TpBtfArgIsStructPtr(vmlinux, "rss_stat", 0, "mm_struct");
   absl::Status fentry = options.try_fentry ? ProbeFentry(vmlinux)
                                            : absl::CancelledError("disabled by try_fentry=false");
@@ -264,7 +265,9 @@ absl::Status MemoryTracker::Load(const TrackerOptions& options) {
       else if (prog == skel_->progs.tapio_oom_kill_process)
         st.skip_reason = fentry_skip;
       else if (prog == skel_->progs.tapio_mark_victim)
-        st.skip_reason = "tp_btf/mark_victim has no task_struct argument on this kernel";
+        st.skip_reason = options.force_classic_mark_victim
+                             ? "force_classic_mark_victim is set"
+                             : "tp_btf/mark_victim has no task_struct argument on this kernel";
       else if (prog == skel_->progs.tapio_mark_victim_tp)
         st.skip_reason = "not needed: tp_btf/mark_victim is used";
       else

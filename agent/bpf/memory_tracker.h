@@ -43,6 +43,9 @@ struct TrackerOptions {
   uint64_t min_reclaim_ns = 0;         // emit every reclaim pass by default
   bool use_v1_memcg_id = false;        // pure v1 hosts (the caller decides from the host)
   bool try_fentry = true;              // probe fentry/oom_kill_process; skipped if refused
+  // Use the classic tp/oom/mark_victim even where tp_btf works (tests the fallback path; its
+  // OOM_KILL records carry cgroup_id 0).
+  bool force_classic_mark_victim = false;
 };
 
 // One program of the object. run_count/run_time_ns are the kernel's BPF stats: non-zero only

@@ -1,6 +1,7 @@
 #include "agent/core/cgroup_paths.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace tapio {
@@ -22,6 +24,15 @@ std::optional<std::string> CgroupPathResolver::Lookup(uint64_t cgroup_id) {
   if (it != paths_.end()) {
     ++stats_.hits;
     return it->second;
+  }
+  // O(1) first: cgroupfs (kernfs) exports file handles whose payload is the id; opening by handle
+  // and reading the fd's link gives the path without walking the tree.
+  if (handles_work_) {
+    if (std::optional<std::string> path = PathByHandleLocked(cgroup_id)) {
+      paths_[cgroup_id] = *path;
+      ++stats_.hits;
+      return path;
+    }
   }
   if (absl::Now() - last_rescan_ >= min_rescan_interval_) {
     RescanLocked();
@@ -40,6 +51,42 @@ std::optional<uint64_t> CgroupPathResolver::IdOf(const std::string& path) const 
   const std::string full = path == "/" ? id_root_ : absl::StrCat(id_root_, path);
   if (::stat(full.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return std::nullopt;
   return static_cast<uint64_t>(st.st_ino);
+}
+
+std::optional<std::string> CgroupPathResolver::PathByHandleLocked(uint64_t cgroup_id) {
+  if (root_fd_ < 0) {
+    root_fd_ = ::open(id_root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) {
+      handles_work_ = false;
+      return std::nullopt;
+    }
+  }
+  // struct file_handle with an 8-byte payload; FILEID_KERNFS (0xfe) from include/linux/exportfs.h.
+  struct {
+    struct file_handle fh;
+    uint64_t id;
+  } handle;
+  handle.fh.handle_bytes = sizeof(uint64_t);
+  handle.fh.handle_type = 0xfe;
+  handle.id = cgroup_id;
+  const int fd = ::open_by_handle_at(root_fd_, &handle.fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    // EPERM: no CAP_DAC_READ_SEARCH; EOPNOTSUPP/EINVAL: no handles here. Walk from now on.
+    if (errno == EPERM || errno == EOPNOTSUPP || errno == EINVAL) handles_work_ = false;
+    return std::nullopt;  // ESTALE/ENOENT: the cgroup is gone
+  }
+  char link[4096];
+  const ssize_t n = ::readlink(absl::StrCat("/proc/self/fd/", fd).c_str(), link, sizeof(link) - 1);
+  ::close(fd);
+  if (n <= 0) return std::nullopt;
+  absl::string_view full(link, static_cast<size_t>(n));
+  if (!absl::ConsumePrefix(&full, id_root_)) return std::nullopt;  // another mount of the tree
+  if (full.empty()) return std::string("/");
+  return std::string(full);
+}
+
+CgroupPathResolver::~CgroupPathResolver() {
+  if (root_fd_ >= 0) ::close(root_fd_);
 }
 
 void CgroupPathResolver::Invalidate() {

@@ -42,6 +42,7 @@ const std::vector<Field>& Fields() {
       {"stall_fraction_ref", &ModelParams::stall_fraction_ref, 0.0001, 1},
       {"pressure_slow_z", &ModelParams::pressure_slow_z, 0, 100},
       {"pressure_min_fraction", &ModelParams::pressure_min_fraction, 0, 1},
+      {"pressure_fast_z", &ModelParams::pressure_fast_z, 0, 100},
       {"raise_consecutive", &ModelParams::raise_consecutive, 1, 1000},
       {"clear_hold_s", &ModelParams::clear_hold_s, 0, 86400},
       {"cooldown_s", &ModelParams::cooldown_s, 0, 86400},

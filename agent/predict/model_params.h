@@ -48,12 +48,13 @@ struct ModelParams {
   // --- Pressure model: limit hits, PSI, reclaim stalls. ---
   // Pressure alone never raises (a thrashing cgroup that does not grow is not going to be
   // killed); under pressure the slow fit needs less evidence (pressure_slow_z), and near the
-  // limit any growth raises (pressure_min_fraction).
+  // limit (pressure_min_fraction) growth significant at pressure_fast_z raises.
   double psi_some_ref = 20;          // percent (memory.pressure some avg10) counted as pressure
   double psi_full_ref = 5;           // percent (full avg10)
   double stall_fraction_ref = 0.10;  // share of wall time in memcg reclaim (BPF)
   double pressure_slow_z = 2.5;
   double pressure_min_fraction = 0.96;  // non-reclaimable share of the limit
+  double pressure_fast_z = 3.0;      // near the limit under pressure, fast growth at this z raises
 
   // --- Combiner: hysteresis and cooldown. ---
   int64_t raise_consecutive = 2;     // samples in a row with a candidate before raising

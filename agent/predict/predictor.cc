@@ -113,6 +113,7 @@ OomPredictor::OomPredictor(const ModelParams* params)
       fast_z2_(Square(params->fast_z * params->fast_error_inflation)),
       slow_z2_(Square(params->slow_z * params->slow_error_inflation)),
       pressure_slow_z2_(Square(params->pressure_slow_z * params->slow_error_inflation)),
+      pressure_fast_z2_(Square(params->pressure_fast_z * params->fast_error_inflation)),
       next_delay_ms_(params->cadence_default_ms) {}
 
 void OomPredictor::ResetModels() {
@@ -287,9 +288,11 @@ Prediction OomPredictor::Update(const MemorySample& s) {
       fast_.samples >= p.fast_min_samples && fast_.Fit(&fast_level, &fast_slope, &fast_var);
   if (!gated && fast_ok && fast_slope > 0 &&
       fast_slope * fast_slope > fast_z2_ * fast_var) {
+    // Fast ramps must reach the limit within the horizon even at the low end of the slope's
+    // interval: a noisy wiggle near the limit has a wide interval, a real ramp a narrow one.
     const double headroom = std::max(0.0, limit - fast_level);
-    if (headroom <= p.fast_horizon_s * fast_slope) {
-      const double se = std::sqrt(fast_var) * p.fast_error_inflation;
+    const double se = std::sqrt(fast_var) * p.fast_error_inflation;
+    if (headroom <= p.fast_horizon_s * (fast_slope - p.fast_z * se)) {
       Consider(&best, headroom / fast_slope, SlopeConfidence(fast_slope, se, p.fast_z), fast_slope,
                "trend", "fast_growth");
     }
@@ -319,7 +322,8 @@ Prediction OomPredictor::Update(const MemorySample& s) {
                "envelope", "rising_peaks");
     }
   }
-  if (pressure >= 1 && y >= p.pressure_min_fraction * limit && fast_ok && fast_slope > 0) {
+  if (pressure >= 1 && y >= p.pressure_min_fraction * limit && fast_ok && fast_slope > 0 &&
+      fast_slope * fast_slope > pressure_fast_z2_ * fast_var) {
     double tt = std::min(std::max(0.0, limit - fast_level) / fast_slope, p.slow_horizon_s);
     Consider(&best, tt, std::min(0.99, 0.5 + 0.1 * pressure), fast_slope, "pressure",
              "pressure_near_limit");

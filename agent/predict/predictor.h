@@ -121,6 +121,7 @@ class OomPredictor {
   double fast_z2_;  // (z * error inflation)^2, precomputed
   double slow_z2_;
   double pressure_slow_z2_;
+  double pressure_fast_z2_;
   double cached_dt_s_ = -1;  // interval the cached decay factors below are for
   double cached_fast_decay_ = 1;
   double cached_slow_decay_ = 1;

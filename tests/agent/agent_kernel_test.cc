@@ -90,13 +90,19 @@ TEST_F(AgentKernelTest, EveryOomKillIsReportedOnceWithTheVictimsIdentity) {
     auto e = (*agent)->WaitFor(
         [&](const json& e) { return IsType(e, "oom_kill") && e["oom_kill"]["victim_pid"] == pid; },
         absl::Seconds(10));
-    ASSERT_TRUE(e.ok()) << "run " << run << ": no oom_kill for pid " << pid << "\n"
-                        << (*agent)->Log();
+    if (!e.ok()) {
+      auto stopped = (*agent)->Stop();  // for the final counts in the log
+      FAIL() << "run " << run << ": no oom_kill for pid " << pid << "; agent exit status "
+             << (stopped.ok() ? std::to_string(*stopped) : stopped.status().ToString()) << "\n"
+             << (*agent)->Log();
+    }
     victims[pid] = run;
     EXPECT_EQ((*e)["cgroup_id"].get<uint64_t>(), (*cg)->cgroup2_id()) << "run " << run;
     EXPECT_EQ((*e)["cgroup_path"].get<std::string>(), (*cg)->relative_path());
     EXPECT_EQ((*e)["oom_kill"]["victim_comm"].get<std::string>(), "tapio-test-allo");
+    // From the kernel log, or, when the kernel ratelimited its OOM report, from the counters.
     EXPECT_EQ((*e)["oom_kill"]["constraint"].get<std::string>(), "memcg") << e->dump();
+    EXPECT_EQ((*e)["oom_kill"]["oom_memcg_path"].get<std::string>(), (*cg)->relative_path());
     EXPECT_EQ((*e)["severity"].get<std::string>(), "critical");
     EXPECT_GT((*e)["oom_kill"]["anon_rss_bytes"].get<uint64_t>(), uint64_t{8} << 20);
   }

@@ -1,0 +1,194 @@
+// Pipeline logic on synthetic BPF records and a fixture cgroup2 tree (ids = inode numbers of the
+// fixture directories, as on a real host).
+#include "agent/pipeline.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+
+#include <gtest/gtest.h>
+
+namespace tapio {
+namespace {
+
+constexpr char kRoot[] = "tests/fixtures/core/cgroup2";
+
+uint64_t InodeOf(const std::string& rel) {
+  struct stat st;
+  EXPECT_EQ(stat((std::string(kRoot) + rel).c_str(), &st), 0) << rel;
+  return st.st_ino;
+}
+
+tapio_header Header(uint16_t type, uint32_t pid, uint64_t cgroup_id, const char* comm) {
+  tapio_header h{};
+  h.version = TAPIO_ABI_VERSION;
+  h.type = type;
+  h.ts_ns = 1000;
+  h.pid = pid;
+  h.tid = pid;
+  h.cgroup_id = cgroup_id;
+  std::strncpy(h.comm, comm, sizeof(h.comm) - 1);
+  return h;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  PipelineTest() {
+    layout_.unified_root = kRoot;
+    layout_.memory_on_unified = true;
+    options_.oom_context_wait = absl::Milliseconds(50);
+    options_.usage_interval = absl::Seconds(1);
+    pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
+    sub_ = bus_.Subscribe(nullptr, 1024);
+    ctr_ = InodeOf("/kubepods/pod1/ctr1");
+  }
+
+  template <typename T>
+  void Feed(const T& record) {
+    pipeline_->HandleRecord(&record, sizeof(record), 0);
+  }
+
+  std::vector<EventPtr> Drain() {
+    std::vector<EventPtr> out;
+    while (EventPtr e = sub_->Next(absl::ZeroDuration())) out.push_back(e);
+    return out;
+  }
+
+  CgroupLayout layout_;
+  PipelineOptions options_;
+  EventBus bus_{1024};
+  PathIdentityResolver resolver_;
+  predict::ModelParams params_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::shared_ptr<EventBus::Subscription> sub_;
+  uint64_t ctr_ = 0;
+};
+
+TEST_F(PipelineTest, OomKillCarriesVictimCgroupAndKmsgConstraint) {
+  pipeline_->HandleKmsgOom({OomConstraint::kMemcg, "/kubepods/pod1", "/kubepods/pod1/ctr1",
+                            "leak", 42});
+  tapio_oom_record r{};
+  r.hdr = Header(TAPIO_REC_OOM_KILL, 42, ctr_, "leak");
+  r.rss.anon_pages = 1000;
+  r.trigger_pid = 43;
+  r.page_shift = 12;
+  std::strncpy(r.trigger_comm, "other", sizeof(r.trigger_comm));
+  Feed(r);
+  pipeline_->FlushPendingOoms(absl::Now(), false);
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 1u);
+  const auto& kill = std::get<OomKill>(events[0]->payload);
+  EXPECT_EQ(kill.victim_pid, 42u);
+  EXPECT_EQ(kill.trigger_pid, 43u);
+  EXPECT_EQ(kill.trigger_comm, "other");
+  EXPECT_EQ(kill.constraint, OomConstraint::kMemcg);
+  EXPECT_EQ(kill.constraint_source, "kmsg");
+  EXPECT_EQ(kill.oom_memcg_path, "/kubepods/pod1");
+  EXPECT_EQ(kill.anon_rss_bytes, 1000u * 4096);
+  EXPECT_EQ(events[0]->identity->cgroup_path, "/kubepods/pod1/ctr1");
+  EXPECT_EQ(events[0]->severity, Severity::kCritical);
+}
+
+TEST_F(PipelineTest, OomKillWithoutContextWaitsThenPublishesUnknownConstraint) {
+  tapio_oom_record r{};
+  r.hdr = Header(TAPIO_REC_OOM_KILL, 7, ctr_, "leak");
+  Feed(r);
+  pipeline_->FlushPendingOoms(absl::Now(), false);
+  EXPECT_TRUE(Drain().empty());  // still waiting for the kernel log
+  pipeline_->FlushPendingOoms(absl::Now() + absl::Seconds(1), false);
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<OomKill>(events[0]->payload).constraint, OomConstraint::kUnknown);
+  EXPECT_EQ(pipeline_->counters().oom_without_context, 1u);
+}
+
+TEST_F(PipelineTest, LateKmsgLineCompletesAPendingOom) {
+  tapio_oom_record r{};
+  r.hdr = Header(TAPIO_REC_OOM_KILL, 9, ctr_, "leak");
+  Feed(r);
+  pipeline_->HandleKmsgOom({OomConstraint::kNone, "", "/kubepods/pod1/ctr1", "leak", 9});
+  pipeline_->FlushPendingOoms(absl::Now(), false);
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<OomKill>(events[0]->payload).constraint, OomConstraint::kNone);
+}
+
+TEST_F(PipelineTest, VictimWithoutCgroupIsResolvedThroughTheProcessTable) {
+  tapio_proc_record exec{};
+  exec.hdr = Header(TAPIO_REC_PROC_EXEC, 55, ctr_, "app");
+  Feed(exec);
+  tapio_oom_record r{};
+  r.hdr = Header(TAPIO_REC_OOM_KILL, 55, 0, "app");  // classic tracepoint: pid only
+  Feed(r);
+  pipeline_->FlushPendingOoms(absl::Now(), true);
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1]->identity->cgroup_id, ctr_);
+}
+
+TEST_F(PipelineTest, MalformedRecordsAreCountedAndSkipped) {
+  tapio_proc_record bad{};
+  bad.hdr = Header(TAPIO_REC_PROC_EXEC, 1, ctr_, "x");
+  bad.hdr.version = TAPIO_ABI_VERSION + 1;
+  Feed(bad);
+  char tiny[8] = {};
+  pipeline_->HandleRecord(tiny, sizeof(tiny), 0);
+  EXPECT_TRUE(Drain().empty());
+  EXPECT_EQ(pipeline_->counters().records_malformed, 2u);
+}
+
+TEST_F(PipelineTest, SnapshotsReportOnlyMovesPastTheThreshold) {
+  tapio_rss_record r{};
+  r.hdr = Header(TAPIO_REC_TASK_RSS, 100, ctr_, "app");
+  r.rss.anon_pages = 512;  // 2 MiB: first sighting, past 1 MiB
+  pipeline_->BeginTaskSnapshot();
+  pipeline_->HandleTaskRss(r, 0);
+  pipeline_->EndTaskSnapshot();
+  r.rss.anon_pages = 600;  // +352 KiB: below the threshold
+  pipeline_->BeginTaskSnapshot();
+  pipeline_->HandleTaskRss(r, 0);
+  pipeline_->EndTaskSnapshot();
+  r.rss.anon_pages = 1000;  // +1.9 MiB from the last report
+  pipeline_->BeginTaskSnapshot();
+  pipeline_->HandleTaskRss(r, 0);
+  pipeline_->EndTaskSnapshot();
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(std::get<RssChange>(events[1]->payload).anon_bytes, 1000u * 4096);
+  EXPECT_EQ(std::get<RssChange>(events[1]->payload).delta_bytes, (1000 - 512) * 4096);
+  EXPECT_EQ(pipeline_->counters().processes, 1u);
+}
+
+TEST_F(PipelineTest, SamplerPublishesUsageOfTrackedCgroupWithPodLimit) {
+  tapio_proc_record exec{};
+  exec.hdr = Header(TAPIO_REC_PROC_EXEC, 77, ctr_, "app");
+  Feed(exec);
+  Drain();
+  pipeline_->SampleDue(absl::Now());
+  auto events = Drain();
+  const MemoryUsage* usage = nullptr;
+  for (const auto& e : events) {
+    if (e->kind() == EventKind::kMemoryUsage) usage = &std::get<MemoryUsage>(e->payload);
+  }
+  ASSERT_NE(usage, nullptr);
+  EXPECT_EQ(usage->usage_bytes, 524288000u);
+  EXPECT_EQ(usage->limit_bytes, 1073741824u);
+  EXPECT_EQ(usage->working_set_bytes, 524288000u - 200000000u);
+  auto containers = pipeline_->Containers();
+  ASSERT_EQ(containers.size(), 1u);
+  EXPECT_EQ(containers[0].identity->cgroup_path, "/kubepods/pod1/ctr1");
+  EXPECT_EQ(containers[0].oom_kills, 1u);
+}
+
+TEST_F(PipelineTest, VanishedCgroupIsDroppedAfterRepeatedFailures) {
+  // An id that is not in the tree: never tracked, counted as a path miss.
+  tapio_proc_record exec{};
+  exec.hdr = Header(TAPIO_REC_PROC_EXEC, 78, 999999999, "gone");
+  Feed(exec);
+  pipeline_->SampleDue(absl::Now());
+  EXPECT_TRUE(pipeline_->Containers().empty());
+  EXPECT_GE(pipeline_->counters().cgroup_path_misses, 1u);
+}
+
+}  // namespace
+}  // namespace tapio
