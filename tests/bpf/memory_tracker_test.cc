@@ -278,6 +278,70 @@ TEST_F(MemoryTrackerTest, OomKillReportedExactlyOnceWithVictimIdentityTwentyTime
   EXPECT_EQ(twice, 0);
 }
 
+TEST_F(MemoryTrackerTest, V1MemcgIdModeReportsTheMemoryControllersId) {
+  TrackerOptions o;
+  o.use_v1_memcg_id = true;
+  o.rss_stat_hook = true;
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(256 << 20);
+  ASSERT_NE(cg, nullptr);
+  if (!cg->memory_is_v1()) GTEST_SKIP() << "memory controller is not on cgroup v1 here";
+  ASSERT_NE(cg->memcg_id(), cg->cgroup2_id());
+  ASSERT_TRUE(t->SetRssTracked(cg->memcg_id(), true).ok());
+  absl::StatusOr<ChildProcess> child =
+      cg->Spawn({TestAllocPath(), "--mib=16"}, {.capture_stdout = true});
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(child->WaitForLine("ready", absl::Seconds(20)).ok());
+  uint64_t snapshot_id = 0;
+  ASSERT_TRUE(t->SnapshotTasks([&](const tapio_rss_record& r) {
+                 if (r.hdr.pid == static_cast<uint32_t>(child->pid)) snapshot_id = r.hdr.cgroup_id;
+               }).ok());
+  EXPECT_EQ(snapshot_id, cg->memcg_id());
+  int changes = 0, exec_ok = 0;
+  PollUntil(*t, absl::Milliseconds(500), [&](const RecordView& v) {
+    if (v.header().pid != static_cast<uint32_t>(child->pid)) return false;
+    if (v.type() == TAPIO_REC_RSS_CHANGE && v.header().cgroup_id == cg->memcg_id()) ++changes;
+    if (v.type() == TAPIO_REC_PROC_EXEC && v.header().cgroup_id == cg->memcg_id()) ++exec_ok;
+    return false;
+  });
+  EXPECT_GE(changes, 8);
+  EXPECT_EQ(exec_ok, 1);
+}
+
+TEST_F(MemoryTrackerTest, ClassicMarkVictimFallbackReportsPidCommAndRss) {
+  TrackerOptions o;
+  o.force_classic_mark_victim = true;
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  bool classic = false;
+  for (const ProgramStatus& p : t->Programs()) {
+    if (p.name == "tapio_mark_victim_tp") classic = p.attached;
+    if (p.name == "tapio_mark_victim") EXPECT_FALSE(p.attached);
+  }
+  ASSERT_TRUE(classic);
+  auto cg = MustCgroup(16 << 20);
+  ASSERT_NE(cg, nullptr);
+  absl::StatusOr<ChildProcess> child = cg->Spawn({TestAllocPath(), "--mib=0"});
+  ASSERT_TRUE(child.ok());
+  uint32_t pid = child->pid;
+  ASSERT_TRUE(child->Wait(absl::Seconds(30)).ok());
+  int seen = 0;
+  tapio_oom_record rec = {};
+  PollUntil(*t, absl::Milliseconds(300), [&](const RecordView& v) {
+    if (v.type() == TAPIO_REC_OOM_KILL && v.header().pid == pid) {
+      ++seen;
+      rec = *v.oom_kill();
+    }
+    return false;
+  });
+  EXPECT_EQ(seen, 1);
+  EXPECT_EQ(rec.hdr.cgroup_id, 0u);  // by contract: user space resolves the pid
+  EXPECT_EQ(CommView(rec.hdr.comm), "tapio-test-allo");
+  EXPECT_GT(rec.rss.anon_pages << rec.page_shift, 8u << 20);
+  EXPECT_EQ(rec.trigger_cgroup_id, cg->cgroup2_id());
+}
+
 TEST_F(MemoryTrackerTest, ProcessLifecycleRecordsCarryTheChildsCgroup) {
   auto t = MustCreate({});
   ASSERT_NE(t, nullptr);
