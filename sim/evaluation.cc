@@ -247,7 +247,8 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
   std::array<std::vector<TraceResult>, kDetectorCount> results;
   for (int c = 0; c < kWorkloadClassCount; ++c) {
     for (int64_t i = 0; i < options.seeds_per_class; ++i) {
-      MemcgSimulator sim(static_cast<WorkloadClass>(c), options.seed_base + static_cast<uint64_t>(i));
+      MemcgSimulator sim(static_cast<WorkloadClass>(c), options.seed_base + static_cast<uint64_t>(i),
+                         3600, options.noise_scale);
       predict::Trace trace = options.cadence_ms > 0
                                  ? GenerateTrace(sim, options.cadence_ms, sim.seed() * 7919 % 1000)
                                  : SampleAdaptively(sim, params);

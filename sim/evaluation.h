@@ -99,6 +99,7 @@ struct EvalOptions {
   uint64_t seed_base = kTestSeedBase;
   // Cadence: 0 = the model's adaptive cadence (SuggestedNextSampleDelayMs), else fixed.
   int64_t cadence_ms = 0;
+  double noise_scale = 1.0;  // see MemcgSimulator
 };
 
 // Generates the split and scores every detector on the same samples.

@@ -91,7 +91,8 @@ std::string_view ClassGroupName(ClassGroup g) {
   return "unknown";
 }
 
-MemcgSimulator::MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_duration_s)
+MemcgSimulator::MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_duration_s,
+                               double noise_scale)
     : cls_(cls), seed_(seed) {
   Draws d(seed * 131 + static_cast<uint64_t>(cls));
   static constexpr uint64_t kLimitsMiB[] = {256, 512, 1024, 2048, 4096};
@@ -177,6 +178,9 @@ MemcgSimulator::MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_dura
       break;
     }
   }
+
+  noise_sigma_ *= noise_scale;
+  for (double& a : sine_amp_) a *= noise_scale;
 
   // Ground truth: OOM time at 100 ms resolution; cumulative distress integrals per second.
   const int64_t max_ms = static_cast<int64_t>(max_duration_s * 1000);

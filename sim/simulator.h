@@ -59,7 +59,10 @@ inline constexpr uint64_t kTestSeedBase = 1000;
 class MemcgSimulator {
  public:
   // Draws the workload's parameters from `seed`. Traces last until the OOM or max_duration_s.
-  MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_duration_s = 3600);
+  // noise_scale multiplies both the smooth process noise and the white measurement noise
+  // (1 = the corpus; used to measure how quality degrades with noisier workloads).
+  MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_duration_s = 3600,
+                 double noise_scale = 1.0);
 
   WorkloadClass workload_class() const { return cls_; }
   uint64_t seed() const { return seed_; }

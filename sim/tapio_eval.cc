@@ -25,6 +25,7 @@
 ABSL_FLAG(std::string, split, "test", "simulated split: tune (seeds from 1) or test (from 1000)");
 ABSL_FLAG(int64_t, seeds_per_class, 40, "simulated traces per workload class");
 ABSL_FLAG(int64_t, cadence_ms, 0, "sampling cadence; 0 = the predictor's adaptive cadence");
+ABSL_FLAG(double, noise_scale, 1.0, "multiply the simulator's noise (robustness runs)");
 ABSL_FLAG(std::string, model_file, "", "model parameters (JSON); empty = compiled-in defaults");
 ABSL_FLAG(std::string, traces, "", "comma-separated trace files to evaluate instead of simulating");
 ABSL_FLAG(std::string, markdown_out, "", "write the markdown tables here ('-' = stdout)");
@@ -87,7 +88,8 @@ int main(int argc, char** argv) {
       std::cerr << "tapio-eval: --explain_class: unknown class '" << name << "'\n";
       return 2;
     }
-    sim::MemcgSimulator simulator(cls, static_cast<uint64_t>(absl::GetFlag(FLAGS_explain_seed)));
+    sim::MemcgSimulator simulator(cls, static_cast<uint64_t>(absl::GetFlag(FLAGS_explain_seed)), 3600,
+                                  absl::GetFlag(FLAGS_noise_scale));
     predict::Trace trace = sim::SampleAdaptively(simulator, params);
     predict::OomPredictor predictor(&params);
     std::printf("# %s seed %llu limit %llu MiB oom_time_ms %lld\n", name.c_str(),
@@ -113,6 +115,11 @@ int main(int argc, char** argv) {
   options.seeds_per_class = absl::GetFlag(FLAGS_seeds_per_class);
   options.seed_base = split == "tune" ? sim::kTuneSeedBase : sim::kTestSeedBase;
   options.cadence_ms = absl::GetFlag(FLAGS_cadence_ms);
+  options.noise_scale = absl::GetFlag(FLAGS_noise_scale);
+  if (!(options.noise_scale >= 0 && options.noise_scale <= 20)) {
+    std::cerr << "tapio-eval: --noise_scale must be in [0, 20]\n";
+    return 2;
+  }
   if (options.seeds_per_class <= 0 || options.seeds_per_class > 999) {
     std::cerr << "tapio-eval: --seeds_per_class must be in [1, 999]\n";
     return 2;
