@@ -51,7 +51,7 @@ struct ApiServerOptions {
   // Nice value (0..19) a thread takes on when it starts serving a Subscribe stream, so that on a
   // CPU-saturated node the pipeline threads (ingest, sampler, Publish) win over the fan-out and
   // slow subscribers lose events instead of slowing the pipeline. 0 = leave priorities alone.
-  int stream_thread_nice = 0;
+  int stream_thread_nice = 10;
   // How often an idle stream checks whether its client went away or the server stops.
   absl::Duration idle_poll = absl::Milliseconds(200);
 };

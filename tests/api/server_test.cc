@@ -505,6 +505,7 @@ TEST_F(ApiServerTest, BadOptionsAreRefusedNamingTheOption) {
       {[](ApiServerOptions* o) { o->max_subscribers = 0; }, "max_subscribers"},
       {[](ApiServerOptions* o) { o->coalesce_window = absl::Milliseconds(-1); },
        "coalesce_window"},
+      {[](ApiServerOptions* o) { o->stream_thread_nice = 20; }, "stream_thread_nice"},
   };
   for (const Case& c : cases) {
     ApiServerOptions o = options_;
