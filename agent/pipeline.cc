@@ -15,6 +15,9 @@
 namespace tapio {
 namespace {
 
+// Identities cached on the ingest thread: how long, and how many cgroups at most.
+constexpr absl::Duration kIdentityCacheTtl = absl::Seconds(1);
+constexpr size_t kIdentityCacheMax = 65536;
 // At most this many kernel-log OOM summaries are kept while they wait for their BPF record.
 constexpr size_t kMaxKmsgSummaries = 256;
 
@@ -74,13 +77,27 @@ Pipeline::Pipeline(PipelineOptions options, CgroupLayout layout, EventBus* bus,
       paths_(layout_.id_root()) {}
 
 std::shared_ptr<const WorkloadIdentity> Pipeline::IdentityFor(uint64_t cgroup_id) {
+  // Ingest-thread cache: most records hit it, with no lock. Entries are re-resolved after
+  // kIdentityCacheTtl so enrichment by the resolver (container, pod) reaches later events.
+  const absl::Time now = absl::Now();
+  auto it = identity_cache_.find(cgroup_id);
+  if (it != identity_cache_.end() && now < it->second.expires) return it->second.identity;
   std::optional<std::string> path = paths_.Lookup(cgroup_id);
   if (!path) {
     absl::MutexLock lock(&counters_mu_);
     ++counters_.cgroup_path_misses;
   }
   // An unknown id (a cgroup already removed) still gets an identity: the id, and no path.
-  return resolver_->Resolve(cgroup_id, path.value_or(""));
+  auto identity = resolver_->Resolve(cgroup_id, path.value_or(""));
+  if (identity_cache_.size() >= kIdentityCacheMax) identity_cache_.clear();
+  identity_cache_[cgroup_id] = CachedIdentity{identity, now + kIdentityCacheTtl};
+  return identity;
+}
+
+void Pipeline::BumpRecordCount(uint16_t type) {
+  // Single writer (the ingest thread): a relaxed load and store, no locked instruction.
+  auto& c = records_by_type_[type < TAPIO_REC_MAX ? type : 0];
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 void Pipeline::Publish(Event event) { bus_->Publish(std::move(event)); }
@@ -95,10 +112,7 @@ void Pipeline::HandleRecord(const void* data, size_t size, int64_t boot_to_unix_
     }
     return;
   }
-  {
-    absl::MutexLock lock(&counters_mu_);
-    ++counters_.records_by_type[view->type()];
-  }
+  BumpRecordCount(view->type());
   if (const tapio_rss_record* r = view->rss()) {
     OnRssRecord(*r, boot_to_unix_ns, /*from_snapshot=*/false);
   } else if (const tapio_oom_record* r = view->oom_kill()) {
@@ -165,10 +179,7 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns,
 void Pipeline::BeginTaskSnapshot() { processes_.BeginGeneration(); }
 
 void Pipeline::HandleTaskRss(const tapio_rss_record& record, int64_t boot_to_unix_ns) {
-  {
-    absl::MutexLock lock(&counters_mu_);
-    ++counters_.records_by_type[TAPIO_REC_TASK_RSS];
-  }
+  BumpRecordCount(TAPIO_REC_TASK_RSS);
   OnRssRecord(record, boot_to_unix_ns, /*from_snapshot=*/true);
   if (ProcessInfo* info = processes_.Find(record.hdr.pid)) processes_.Touch(*info);
 }
@@ -539,8 +550,15 @@ std::vector<ContainerState> Pipeline::Containers() const {
 }
 
 PipelineCounters Pipeline::counters() const {
-  absl::MutexLock lock(&counters_mu_);
-  return counters_;
+  PipelineCounters c;
+  {
+    absl::MutexLock lock(&counters_mu_);
+    c = counters_;
+  }
+  for (size_t i = 0; i < c.records_by_type.size(); ++i) {
+    c.records_by_type[i] = records_by_type_[i].load(std::memory_order_relaxed);
+  }
+  return c;
 }
 
 }  // namespace tapio

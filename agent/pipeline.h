@@ -151,7 +151,12 @@ class Pipeline {
     ContainerState state;
   };
 
+  struct CachedIdentity {
+    std::shared_ptr<const WorkloadIdentity> identity;
+    absl::Time expires;
+  };
   std::shared_ptr<const WorkloadIdentity> IdentityFor(uint64_t cgroup_id);
+  void BumpRecordCount(uint16_t type);
   void Publish(Event event);
   void OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot);
   void OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns);
@@ -174,6 +179,8 @@ class Pipeline {
   ProcessTable processes_;
   std::deque<PendingOom> pending_ooms_;
   absl::flat_hash_map<uint32_t, KmsgOomSummary> kmsg_by_pid_;  // recent summaries, bounded
+  absl::flat_hash_map<uint64_t, CachedIdentity> identity_cache_;
+  std::array<std::atomic<uint64_t>, TAPIO_REC_MAX> records_by_type_{};
 
   mutable absl::Mutex cgroups_mu_;
   absl::flat_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);

@@ -14,6 +14,11 @@
 #include "absl/time/clock.h"
 
 namespace tapio {
+namespace {
+// How long an unknown id is answered from memory, and how many such ids are remembered.
+constexpr absl::Duration kMissMemory = absl::Seconds(1);
+constexpr size_t kMaxRememberedMisses = 4096;
+}  // namespace
 
 CgroupPathResolver::CgroupPathResolver(std::string id_root, absl::Duration min_rescan_interval)
     : id_root_(std::move(id_root)), min_rescan_interval_(min_rescan_interval) {}
@@ -24,6 +29,14 @@ std::optional<std::string> CgroupPathResolver::Lookup(uint64_t cgroup_id) {
   if (it != paths_.end()) {
     ++stats_.hits;
     return it->second;
+  }
+  // A recent miss stays a miss for a while: events of a removed cgroup must not each pay a lookup.
+  if (auto miss = unknown_.find(cgroup_id); miss != unknown_.end()) {
+    if (absl::Now() < miss->second) {
+      ++stats_.misses;
+      return std::nullopt;
+    }
+    unknown_.erase(miss);
   }
   // O(1) first: cgroupfs (kernfs) exports file handles whose payload is the id; opening by handle
   // and reading the fd's link gives the path without walking the tree.
@@ -43,6 +56,8 @@ std::optional<std::string> CgroupPathResolver::Lookup(uint64_t cgroup_id) {
     }
   }
   ++stats_.misses;
+  if (unknown_.size() >= kMaxRememberedMisses) unknown_.clear();
+  unknown_[cgroup_id] = absl::Now() + kMissMemory;
   return std::nullopt;
 }
 
@@ -91,6 +106,7 @@ CgroupPathResolver::~CgroupPathResolver() {
 
 void CgroupPathResolver::Invalidate() {
   absl::MutexLock lock(&mu_);
+  unknown_.clear();
   last_rescan_ = absl::InfinitePast();
 }
 

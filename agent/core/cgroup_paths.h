@@ -52,6 +52,7 @@ class CgroupPathResolver {
   absl::flat_hash_map<uint64_t, std::string> paths_ ABSL_GUARDED_BY(mu_);
   absl::Time last_rescan_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   Stats stats_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, absl::Time> unknown_ ABSL_GUARDED_BY(mu_);  // id -> until
   int root_fd_ ABSL_GUARDED_BY(mu_) = -1;
   bool handles_work_ ABSL_GUARDED_BY(mu_) = true;
 };
