@@ -44,7 +44,8 @@ int LibbpfPrint(enum libbpf_print_level level, const char* format, va_list args)
   int n = vsnprintf(buf, sizeof(buf), format, args);
   std::string_view line(buf, n < 0 ? 0 : std::min<size_t>(n, sizeof(buf) - 1));
   while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
-  LogLine(ours, absl::StrCat("libbpf: ", absl::string_view(line.data(), line.size())));
+  // libbpf prefixes its own messages with "libbpf: ".
+  LogLine(ours, std::string(line.data(), line.size()));
   return 0;
 }
 
@@ -223,7 +224,11 @@ absl::Status MemoryTracker::Load(const TrackerOptions& options) {
   if (!load_fentry) TAPIO_LOG(kInfo, "fentry/oom_kill_process skipped: %s", fentry_skip);
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    skel_ = tapio_bpf__open();
+    // CO-RE against vmlinux BTF only: without btf_custom_path, libbpf 1.1 searches kernel module
+    // BTFs for types absent from vmlinux (our old-kernel fallback types), and listing them
+    // (BPF_BTF_GET_NEXT_ID) needs CAP_SYS_ADMIN: CAP_BPF + CAP_PERFMON alone would fail to load.
+    LIBBPF_OPTS(bpf_object_open_opts, open_opts, .btf_custom_path = "/sys/kernel/btf/vmlinux");
+    skel_ = tapio_bpf__open_opts(&open_opts);
     if (!skel_) return ErrnoStatus(errno, "open BPF skeleton");
     skel_->rodata->use_v1_memcg_id = options.use_v1_memcg_id;
     skel_->rodata->use_perfbuf = use_perfbuf;

@@ -3,7 +3,9 @@
 // The tracker sees the whole machine: assertions filter by the test's own pids and cgroup ids.
 #include "agent/bpf/memory_tracker.h"
 
+#include <linux/capability.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -100,6 +102,38 @@ TEST_F(MemoryTrackerTest, LoadsAndAttachesEveryRequiredProgram) {
     EXPECT_NE(std::find(attached.begin(), attached.end(), name), attached.end()) << name;
   }
   EXPECT_GT(t->MapMemoryBytes(), 0u);
+}
+
+// The least privilege DESIGN.md section 7 promises: CAP_BPF + CAP_PERFMON, nothing else (no
+// CAP_SYS_ADMIN: libbpf must not list module BTFs).
+TEST_F(MemoryTrackerTest, LoadsWithOnlyCapBpfAndCapPerfmon) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {};
+    const int kCapPerfmon = 38, kCapBpf = 39;
+    for (int cap : {kCapPerfmon, kCapBpf}) {
+      data[cap / 32].effective |= 1u << (cap % 32);
+      data[cap / 32].permitted |= 1u << (cap % 32);
+    }
+    if (syscall(SYS_capset, &hdr, data) != 0) _exit(10);
+    TrackerOptions o;
+    o.rss_stat_hook = true;  // every program that can load here
+    absl::StatusOr<std::unique_ptr<MemoryTracker>> t = MemoryTracker::Create(o);
+    if (!t.ok()) {
+      fprintf(stderr, "Create with CAP_BPF+CAP_PERFMON: %s\n", t.status().ToString().c_str());
+      _exit(11);
+    }
+    for (const ProgramStatus& p : (*t)->Programs()) {
+      if (p.name == "tapio_task_rss" && !p.attached) _exit(12);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "10: capset, 11: Create failed, 12: iterator not attached";
 }
 
 TEST_F(MemoryTrackerTest, RejectsRingBufferSizeThatIsNotAPowerOfTwo) {
