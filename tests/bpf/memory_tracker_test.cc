@@ -3,6 +3,7 @@
 // The tracker sees the whole machine: assertions filter by the test's own pids and cgroup ids.
 #include "agent/bpf/memory_tracker.h"
 
+#include <fcntl.h>
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -341,6 +342,67 @@ TEST_F(MemoryTrackerTest, V1MemcgIdModeReportsTheMemoryControllersId) {
   });
   EXPECT_GE(changes, 8);
   EXPECT_EQ(exec_ok, 1);
+}
+
+TEST_F(MemoryTrackerTest, RssTrackAllReportsUntrackedCgroupsToo) {
+  TrackerOptions o;
+  o.rss_stat_hook = true;
+  o.rss_track_all = true;
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(256 << 20);
+  ASSERT_NE(cg, nullptr);
+  absl::StatusOr<ChildProcess> child =
+      cg->Spawn({TestAllocPath(), "--mib=16"}, {.capture_stdout = true});
+  ASSERT_TRUE(child.ok());
+  ASSERT_TRUE(child->WaitForLine("ready", absl::Seconds(20)).ok());
+  int mine = 0;
+  PollUntil(*t, absl::Milliseconds(500), [&](const RecordView& v) {
+    // Before exec the forked child still runs the test's image, in the test's cgroup (it is
+    // placed after fork): only the allocator's own records must carry the child cgroup.
+    if (v.type() == TAPIO_REC_RSS_CHANGE && v.header().pid == static_cast<uint32_t>(child->pid) &&
+        CommView(v.header().comm) == "tapio-test-allo") {
+      ++mine;
+      EXPECT_EQ(v.header().cgroup_id, cg->cgroup2_id());
+    }
+    return false;
+  });
+  EXPECT_GE(mine, 8);
+}
+
+TEST_F(MemoryTrackerTest, OomRecordCarriesOomScoreAdjVmAndPageTables) {
+  auto t = MustCreate({});
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(16 << 20);
+  ASSERT_NE(cg, nullptr);
+  std::string alloc = TestAllocPath();
+  // Positive oom_score_adj needs no privilege; set it, then become the allocator.
+  absl::StatusOr<ChildProcess> child = cg->SpawnFunction([&alloc]() {
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY);
+    if (fd < 0 || write(fd, "500", 3) != 3) return 20;
+    close(fd);
+    execl(alloc.c_str(), alloc.c_str(), "--mib=0", static_cast<char*>(nullptr));
+    return 21;
+  });
+  ASSERT_TRUE(child.ok());
+  uint32_t pid = child->pid;
+  absl::StatusOr<int> status = child->Wait(absl::Seconds(30));
+  ASSERT_TRUE(status.ok());
+  ASSERT_TRUE(WIFSIGNALED(*status)) << "exit " << WEXITSTATUS(*status);
+  tapio_oom_record rec = {};
+  int seen = 0;
+  PollUntil(*t, absl::Milliseconds(300), [&](const RecordView& v) {
+    if (v.type() == TAPIO_REC_OOM_KILL && v.header().pid == pid) {
+      ++seen;
+      rec = *v.oom_kill();
+    }
+    return false;
+  });
+  ASSERT_EQ(seen, 1);
+  EXPECT_EQ(rec.oom_score_adj, 500);
+  EXPECT_GE(rec.total_vm_pages, rec.rss.anon_pages + rec.rss.file_pages);
+  EXPECT_GT(rec.pgtables_bytes, 0u);
+  EXPECT_EQ(rec.page_shift, __builtin_ctzl(sysconf(_SC_PAGESIZE)));
 }
 
 TEST_F(MemoryTrackerTest, ClassicMarkVictimFallbackReportsPidCommAndRss) {
