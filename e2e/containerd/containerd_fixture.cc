@@ -61,10 +61,13 @@ std::vector<std::string> Hierarchies() {
   return out;
 }
 
-// rmdir a cgroup and everything below it, depth first. Missing is fine.
-void RemoveCgroupTree(const std::string& dir) {
+std::vector<pid_t> PidsIn(const std::string& cgroup_dir);
+
+// Kills every process in a cgroup and below it, then rmdirs the tree depth first. Missing is
+// fine. Returns false if something could not be removed (processes still exiting).
+bool RemoveCgroupTree(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) return;
+  if (d == nullptr) return true;
   std::vector<std::string> children;
   while (struct dirent* e = ::readdir(d)) {
     if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 &&
@@ -73,10 +76,11 @@ void RemoveCgroupTree(const std::string& dir) {
     }
   }
   ::closedir(d);
-  for (const auto& c : children) RemoveCgroupTree(c);
-  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) {
-    TAPIO_LOG(kWarning, "e2e: rmdir %s: %s", dir, std::strerror(errno));
-  }
+  bool ok = true;
+  for (const auto& c : children) ok = RemoveCgroupTree(c) && ok;
+  for (pid_t p : PidsIn(dir)) ::kill(p, SIGKILL);
+  if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) ok = false;
+  return ok;
 }
 
 std::vector<pid_t> PidsIn(const std::string& cgroup_dir) {
@@ -88,6 +92,11 @@ std::vector<pid_t> PidsIn(const std::string& cgroup_dir) {
   }
   return out;
 }
+
+void RemovePodCgroupsEverywhere(const std::string& cgroup_parent);
+void KillProcessesOf(const std::string& dir);
+void UnmountBelow(const std::string& dir);
+void CleanStaleFixtures();
 
 int RunCommand(const std::string& cmd) {
   int rc = std::system(cmd.c_str());
@@ -113,7 +122,9 @@ absl::StatusOr<std::unique_ptr<ContainerdFixture>> ContainerdFixture::Start(Opti
   auto fx = std::unique_ptr<ContainerdFixture>(new ContainerdFixture(std::move(options)));
   char tmpl[] = "/tmp/tapio-containerd.XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return absl::InternalError("mkdtemp failed");
+  CleanStaleFixtures();
   fx->dir_ = tmpl;
+  std::ofstream(fx->dir_ + "/owner.pid") << ::getpid() << "\n";
   for (const char* sub : {"cni/bin", "cni/conf", "logs", "images"}) {
     std::filesystem::create_directories(fx->dir_ + "/" + sub);
   }
@@ -123,6 +134,10 @@ absl::StatusOr<std::unique_ptr<ContainerdFixture>> ContainerdFixture::Start(Opti
       struct stat st;
       if (::stat((h + q).c_str(), &st) != 0) fx->created_qos_dirs_.push_back(h + q);
     }
+  }
+  {
+    std::ofstream qos(fx->dir_ + "/qos_created.txt");
+    for (const std::string& q : fx->created_qos_dirs_) qos << q << "\n";
   }
   std::string tmpl_text =
       ReadFile(fx->options_.source_dir + "/e2e/containerd/containerd-config.toml.in");
@@ -257,6 +272,10 @@ absl::StatusOr<ContainerdFixture::Pod> ContainerdFixture::RunPod(
   pod.spec.labels[std::string(attrib::kLabelPodUid)] = pod.uid;
   pod.spec.cgroup_parent = pod.cgroup_parent;
   pod.spec.log_directory = absl::StrCat(dir_, "/logs/", pod.uid);
+  {
+    absl::MutexLock l(&mu_);  // recorded first: a stale-fixture cleanup must find it
+    std::ofstream(dir_ + "/pods.txt", std::ios::app) << pod.cgroup_parent << "\n";
+  }
   absl::StatusOr<std::string> id = cri_->RunPodSandbox(pod.spec);
   if (!id.ok()) {
     RemovePodCgroups(pod.cgroup_parent);
@@ -312,17 +331,24 @@ absl::Status ContainerdFixture::RemovePod(const Pod& pod) {
 }
 
 void ContainerdFixture::RemovePodCgroups(const std::string& cgroup_parent) {
+  RemovePodCgroupsEverywhere(cgroup_parent);
+}
+
+namespace {
+
+void RemovePodCgroupsEverywhere(const std::string& cgroup_parent) {
   for (const std::string& h : Hierarchies()) {
     const std::string dir = h + cgroup_parent;
-    for (int attempt = 0; attempt < 20; ++attempt) {  // runc may still be tearing down
-      for (pid_t p : PidsIn(dir)) ::kill(p, SIGKILL);
-      RemoveCgroupTree(dir);
-      struct stat st;
-      if (::stat(dir.c_str(), &st) != 0) break;
-      absl::SleepFor(absl::Milliseconds(50));
+    bool removed = false;
+    for (int attempt = 0; attempt < 40 && !removed; ++attempt) {  // killed processes exit
+      removed = RemoveCgroupTree(dir);
+      if (!removed) absl::SleepFor(absl::Milliseconds(50));
     }
+    if (!removed) TAPIO_LOG(kWarning, "e2e: could not remove cgroup %s", dir);
   }
 }
+
+}  // namespace
 
 void ContainerdFixture::StopContainerd() {
   if (pid_ <= 0) return;
@@ -339,8 +365,12 @@ void ContainerdFixture::StopContainerd() {
   pid_ = -1;
 }
 
-// Shims of this instance carry our socket path in their command line.
-void ContainerdFixture::KillLeftovers() {
+void ContainerdFixture::KillLeftovers() { KillProcessesOf(dir_); }
+
+namespace {
+
+// Shims (and a containerd) of the instance in `dir` carry its paths in their command lines.
+void KillProcessesOf(const std::string& dir) {
   DIR* d = ::opendir("/proc");
   if (d == nullptr) return;
   while (struct dirent* e = ::readdir(d)) {
@@ -348,13 +378,65 @@ void ContainerdFixture::KillLeftovers() {
     if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 1) continue;
     std::string cmd = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (absl::StrContains(cmd, "containerd-shim") &&
-        absl::StrContains(cmd, dir_ + "/containerd.sock")) {
+    if ((absl::StrContains(cmd, "containerd-shim") &&
+         absl::StrContains(cmd, dir + "/containerd.sock")) ||
+        (absl::StartsWith(cmd, "containerd ") && absl::StrContains(cmd, dir + "/config.toml"))) {
       ::kill(pid, SIGKILL);
     }
   }
   ::closedir(d);
 }
+
+// Unmounts whatever is still mounted below `dir` (overlay rootfs, sandbox shm), deepest first.
+void UnmountBelow(const std::string& dir) {
+  std::vector<std::string> mounts;
+  for (absl::string_view line : absl::StrSplit(ReadFile("/proc/self/mountinfo"), '\n')) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    if (f.size() > 4 && absl::StartsWith(f[4], dir + "/")) mounts.emplace_back(f[4]);
+  }
+  std::sort(mounts.begin(), mounts.end(),
+            [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  for (const auto& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+}
+
+// A fixture whose test process died without its destructor (SIGKILL, ctest timeout) leaves its
+// dir behind, with owner.pid and pods.txt: clean those up. Live fixtures (owner alive) are left
+// alone, so concurrent test binaries do not disturb each other.
+bool ProcessAlive(pid_t pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  // A killed owner may linger as a zombie until its parent reaps it: that is dead too.
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'Z';
+}
+
+void CleanStaleFixtures() {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/tmp", ec)) {
+    const std::string dir = entry.path().string();
+    if (!absl::StartsWith(entry.path().filename().string(), "tapio-containerd.")) continue;
+    int owner = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(dir + "/owner.pid")), &owner) ||
+        owner <= 0) {
+      continue;  // being created right now, or not ours
+    }
+    if (ProcessAlive(owner)) continue;
+    TAPIO_LOG(kWarning, "e2e: cleaning up stale containerd fixture %s (owner %d gone)", dir, owner);
+    KillProcessesOf(dir);
+    for (absl::string_view parent :
+         absl::StrSplit(ReadFile(dir + "/pods.txt"), '\n', absl::SkipEmpty())) {
+      RemovePodCgroupsEverywhere(std::string(parent));
+    }
+    UnmountBelow(dir);
+    for (absl::string_view q :
+         absl::StrSplit(ReadFile(dir + "/qos_created.txt"), '\n', absl::SkipEmpty())) {
+      ::rmdir(std::string(q).c_str());  // only if empty: another fixture may use it now
+    }
+    std::filesystem::remove_all(dir, ec);
+  }
+}
+
+}  // namespace
 
 ContainerdFixture::~ContainerdFixture() {
   std::vector<Pod> pods;
@@ -374,15 +456,7 @@ ContainerdFixture::~ContainerdFixture() {
   if (dir_.empty()) return;
   KillLeftovers();
   for (const Pod& p : pods) RemovePodCgroups(p.cgroup_parent);
-  // Unmount anything still mounted below our dir (overlay rootfs, sandbox shm), deepest first.
-  std::vector<std::string> mounts;
-  for (absl::string_view line : absl::StrSplit(ReadFile("/proc/self/mountinfo"), '\n')) {
-    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
-    if (f.size() > 4 && absl::StartsWith(f[4], dir_ + "/")) mounts.emplace_back(f[4]);
-  }
-  std::sort(mounts.begin(), mounts.end(),
-            [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  for (const auto& m : mounts) ::umount2(m.c_str(), MNT_DETACH);
+  UnmountBelow(dir_);
   for (const std::string& q : created_qos_dirs_) ::rmdir(q.c_str());  // only if empty
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
