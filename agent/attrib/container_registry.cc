@@ -534,4 +534,24 @@ size_t ContainerRegistry::ApproximateMemoryBytes() const {
   return n;
 }
 
+absl::StatusOr<std::unique_ptr<ContainerRegistry>> CreateContainerRegistry(
+    absl::string_view cri_endpoint, ContainerRegistry::Options options, absl::string_view root) {
+  if (options.mode == ContainerRegistry::Mode::kNoRuntime) {
+    return ContainerRegistry::Create(std::move(options), nullptr);
+  }
+  absl::StatusOr<std::string> endpoint = FindCriEndpoint(cri_endpoint, root);
+  if (!endpoint.ok()) {
+    if (!cri_endpoint.empty() || !absl::IsNotFound(endpoint.status())) return endpoint.status();
+    TAPIO_LOG(kInfo, "attribution: no container runtime socket found; naming cgroups by path");
+    options.mode = ContainerRegistry::Mode::kNoRuntime;
+    return ContainerRegistry::Create(std::move(options), nullptr);
+  }
+  GrpcCriClient::Options co;
+  co.endpoint = *endpoint;
+  absl::StatusOr<std::unique_ptr<GrpcCriClient>> cri = GrpcCriClient::Create(co);
+  if (!cri.ok()) return cri.status();
+  TAPIO_LOG(kInfo, "attribution: CRI runtime at %s", *endpoint);
+  return ContainerRegistry::Create(std::move(options), *std::move(cri));
+}
+
 }  // namespace tapio::attrib

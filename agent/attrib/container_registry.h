@@ -94,6 +94,7 @@ class ContainerRegistry {
   // `cri` may be null only in kNoRuntime mode.
   static absl::StatusOr<std::unique_ptr<ContainerRegistry>> Create(Options options,
                                                                    std::unique_ptr<CriClient> cri);
+  Mode mode() const { return options_.mode; }
   ~ContainerRegistry();  // stops the refresh thread; pending callbacks are NOT run
 
   std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
@@ -169,6 +170,15 @@ class ContainerRegistry {
   absl::Time last_refresh_ ABSL_GUARDED_BY(wake_mu_) = absl::InfinitePast();
   std::thread thread_;
 };
+
+// The agent's way to build a registry from its flags. `options.mode` kNoRuntime: no CRI.
+// Otherwise the CRI endpoint is `cri_endpoint` if given (used even when the socket is absent
+// now: the runtime may start later; the registry backs off and retries), else the first socket
+// found by FindCriEndpoint below `root` ("" = /); when none exists the registry runs in
+// kNoRuntime mode (a plain host, the embedded default) and says so in the log.
+absl::StatusOr<std::unique_ptr<ContainerRegistry>> CreateContainerRegistry(
+    absl::string_view cri_endpoint, ContainerRegistry::Options options,
+    absl::string_view root = "");
 
 }  // namespace tapio::attrib
 

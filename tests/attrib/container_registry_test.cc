@@ -434,5 +434,26 @@ TEST(ContainerRegistryThread, BackgroundRefreshEnrichesPendingEventsQuickly) {
   EXPECT_EQ(name, "nginx");
 }
 
+TEST(CreateContainerRegistry, NoSocketOnAPlainHostMeansPathOnlyMode) {
+  ContainerRegistry::Options o;
+  o.mode = ContainerRegistry::Mode::kCri;
+  auto reg = CreateContainerRegistry("", o, "/nonexistent-root-for-test");
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ((*reg)->mode(), ContainerRegistry::Mode::kNoRuntime);
+}
+
+TEST(CreateContainerRegistry, ExplicitEndpointIsUsedEvenWhenTheRuntimeIsNotUpYet) {
+  ContainerRegistry::Options o;
+  o.mode = ContainerRegistry::Mode::kCri;
+  o.start_thread = false;
+  auto reg = CreateContainerRegistry("/nonexistent-dir-for-test/cri.sock", o);
+  ASSERT_TRUE(reg.ok()) << reg.status();
+  EXPECT_EQ((*reg)->mode(), ContainerRegistry::Mode::kCri);
+  EXPECT_FALSE((*reg)->RefreshOnce().ok());
+  EXPECT_EQ((*reg)->stats().refresh_failures_total, 1u);
+  EXPECT_EQ(CreateContainerRegistry("tcp://x", o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace tapio::attrib
