@@ -168,10 +168,15 @@ class ApiServer::Service final : public v1::TapioService::Service {
         continue;
       }
       // Busy: write what is queued, then sleep for the coalescing window instead of waiting on
-      // the queue. A thread waiting on the queue is woken by every Publish (one context switch
-      // per event and subscriber, paid on the publisher's CPU); sleeping caps the wake-ups at one
-      // per window. Back to blocking once a window passes with nothing queued.
-      while (next && !client_gone) {
+      // the queue. A thread waiting on the queue is woken by the next Publish (a futex wake paid
+      // on the publisher's thread, for each waiting subscriber); sleeping caps the wake-ups at
+      // one per window and takes them off the publisher. Back to blocking on the queue only once
+      // `linger` has passed with nothing queued, so a steady stream never pays the wake.
+      const absl::Duration window = options_.coalesce_window;
+      const int64_t linger_windows =
+          window > absl::ZeroDuration() ? options_.linger / window : 0;
+      int64_t empty_windows = 0;
+      while (!client_gone) {
         while (next) {
           EventToProto(*next, options_.node_name, &message);
           next = sub->Next(absl::ZeroDuration());
@@ -186,10 +191,15 @@ class ApiServer::Service final : public v1::TapioService::Service {
           }
           events_sent_.fetch_add(1, std::memory_order_relaxed);
         }
-        if (client_gone || options_.coalesce_window <= absl::ZeroDuration()) break;
-        absl::SleepFor(options_.coalesce_window);
-        if (context->IsCancelled()) break;
+        if (client_gone || window <= absl::ZeroDuration()) break;
+        absl::SleepFor(window);
+        if (context->IsCancelled() || sub->closed()) break;
         next = sub->Next(absl::ZeroDuration());
+        if (next) {
+          empty_windows = 0;
+        } else if (++empty_windows > linger_windows) {
+          break;  // idle: block on the queue again
+        }
       }
     }
 

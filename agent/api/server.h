@@ -48,6 +48,9 @@ struct ApiServerOptions {
   // being woken by every event: bounds wake-ups to one per window per subscriber, at the cost of
   // up to this much added latency under load (none when idle). 0 = wake per event. 0..100 ms.
   absl::Duration coalesce_window = absl::Milliseconds(1);
+  // How long a stream keeps polling every coalesce_window after its queue ran empty before it
+  // blocks on the queue again (a blocked stream costs the publisher a wake-up per event burst).
+  absl::Duration linger = absl::Milliseconds(50);
   // Nice value (0..19) a thread takes on when it starts serving a Subscribe stream, so that on a
   // CPU-saturated node the pipeline threads (ingest, sampler, Publish) win over the fan-out and
   // slow subscribers lose events instead of slowing the pipeline. 0 = leave priorities alone.
