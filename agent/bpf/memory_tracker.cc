@@ -286,6 +286,22 @@ absl::Status MemoryTracker::Load(const TrackerOptions& options) {
 }
 
 absl::Status MemoryTracker::AttachAll(const TrackerOptions& options) {
+  // Output first: a perf event array slot without an open event makes bpf_perf_event_output
+  // fail (counted as loss) for every record emitted between attach and perf_buffer__new.
+  if (skel_->rodata->use_perfbuf) {
+    long page = sysconf(_SC_PAGESIZE);
+    int ncpu = libbpf_num_possible_cpus();
+    size_t per_cpu = options.ringbuf_bytes / page / (ncpu > 0 ? ncpu : 1);
+    size_t pages = 1;
+    while (pages * 2 <= per_cpu) pages *= 2;  // perf buffers need a power of two
+    perfbuf_ = perf_buffer__new(bpf_map__fd(skel_->maps.tapio_pb), pages, &OnPerfSample,
+                                &OnPerfLost, this, nullptr);
+    if (!perfbuf_) return ErrnoStatus(errno, "perf_buffer__new");
+    perf_scratch_.resize(32);
+  } else {
+    ringbuf_ = ring_buffer__new(bpf_map__fd(skel_->maps.tapio_rb), &OnRingbufRecord, this, nullptr);
+    if (!ringbuf_) return ErrnoStatus(errno, "ring_buffer__new");
+  }
   // Programs whose absence makes the tracker pointless; the rest are attached if they can be.
   auto required = [this](const struct bpf_program* p) {
     return p == skel_->progs.tapio_task_rss || p == skel_->progs.tapio_mark_victim ||
@@ -324,28 +340,15 @@ absl::Status MemoryTracker::AttachAll(const TrackerOptions& options) {
     }
   }
 
-  if (skel_->rodata->use_perfbuf) {
-    long page = sysconf(_SC_PAGESIZE);
-    int ncpu = libbpf_num_possible_cpus();
-    size_t per_cpu = options.ringbuf_bytes / page / (ncpu > 0 ? ncpu : 1);
-    size_t pages = 1;
-    while (pages * 2 <= per_cpu) pages *= 2;  // perf buffers need a power of two
-    perfbuf_ = perf_buffer__new(bpf_map__fd(skel_->maps.tapio_pb), pages, &OnPerfSample,
-                                &OnPerfLost, this, nullptr);
-    if (!perfbuf_) return ErrnoStatus(errno, "perf_buffer__new");
-    perf_scratch_.resize(32);
-  } else {
-    ringbuf_ = ring_buffer__new(bpf_map__fd(skel_->maps.tapio_rb), &OnRingbufRecord, this, nullptr);
-    if (!ringbuf_) return ErrnoStatus(errno, "ring_buffer__new");
-  }
   return absl::OkStatus();
 }
 
 MemoryTracker::~MemoryTracker() {
-  if (ringbuf_) ring_buffer__free(ringbuf_);
-  if (perfbuf_) perf_buffer__free(perfbuf_);
+  // Detach first, so that no program writes into an output that is being torn down.
   for (bpf_link* link : links_) bpf_link__destroy(link);
   if (rss_link_) bpf_link__destroy(rss_link_);
+  if (ringbuf_) ring_buffer__free(ringbuf_);
+  if (perfbuf_) perf_buffer__free(perfbuf_);
   if (skel_) tapio_bpf__destroy(skel_);
 }
 
