@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <sys/utsname.h>
 #include <poll.h>
 #include <stdio.h>
 #include <unistd.h>
@@ -14,6 +15,63 @@
 #include "agent/core/log.h"
 
 namespace tapio {
+namespace {
+
+constexpr char kVersion[] = TAPIO_VERSION;
+
+// The container registry as the pipeline's IdentityResolver.
+class RegistryResolver final : public IdentityResolver {
+ public:
+  explicit RegistryResolver(std::unique_ptr<attrib::ContainerRegistry> registry)
+      : registry_(std::move(registry)) {}
+  std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
+                                                  const std::string& cgroup_path) override {
+    return registry_->Resolve(cgroup_id, cgroup_path);
+  }
+  attrib::ContainerRegistry* registry() { return registry_.get(); }
+
+ private:
+  std::unique_ptr<attrib::ContainerRegistry> registry_;
+};
+
+absl::StatusOr<std::unique_ptr<IdentityResolver>> MakeResolver(const AgentOptions& options,
+                                                                attrib::ContainerRegistry** out) {
+  attrib::ContainerRegistry::Options ro;
+  ro.refresh_interval = options.cri_refresh_interval;
+  std::unique_ptr<attrib::CriClient> cri;
+  if (options.attribution == "cri" || options.attribution == "auto") {
+    auto endpoint = attrib::FindCriEndpoint(options.cri_endpoint);
+    if (endpoint.ok()) {
+      attrib::GrpcCriClient::Options co;
+      co.endpoint = *endpoint;
+      auto client = attrib::GrpcCriClient::Create(co);
+      if (!client.ok()) return client.status();
+      cri = std::move(*client);
+      ro.mode = attrib::ContainerRegistry::Mode::kCri;
+      TAPIO_LOG(kInfo, "attribution: container runtime at %s", *endpoint);
+    } else if (options.attribution == "cri") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--attribution=cri: ", endpoint.status().message(), " (give --cri_endpoint)"));
+    } else {
+      TAPIO_LOG(kInfo, "attribution: no container runtime socket found; containers are cgroups "
+                       "named by path");
+    }
+  } else if (options.attribution != "none") {
+    return absl::InvalidArgumentError("--attribution: want auto, cri or none");
+  }
+  auto registry = attrib::ContainerRegistry::Create(ro, std::move(cri));
+  if (!registry.ok()) return registry.status();
+  auto resolver = std::make_unique<RegistryResolver>(std::move(*registry));
+  *out = resolver->registry();
+  return resolver;
+}
+
+bool ReadBpfStatsEnabled() {
+  auto text = ReadFileToString("/proc/sys/kernel/bpf_stats_enabled");
+  return text.ok() && !text->empty() && (*text)[0] == '1';
+}
+
+}  // namespace
 
 Agent::Agent(const AgentOptions& options)
     : options_(options), bus_(options.replay_capacity) {}
@@ -64,9 +122,21 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& options
       TAPIO_LOG(kWarning, "no OOM constraint from the kernel log: %s", kmsg.status().ToString());
     }
   }
+  auto resolver = MakeResolver(options, &agent->registry_);
+  if (!resolver.ok()) return resolver.status();
+  agent->resolver_ = std::move(*resolver);
   agent->pipeline_ =
       std::make_unique<Pipeline>(options.pipeline, agent->layout_, &agent->bus_,
-                                 &agent->path_resolver_, &agent->model_params_);
+                                 agent->resolver_.get(), &agent->model_params_);
+  if (options.enable_bpf_stats) {
+    auto previous = bpf::SetBpfStatsEnabled(true);
+    if (previous.ok()) {
+      agent->bpf_stats_were_enabled_ = *previous;
+      agent->bpf_stats_changed_ = true;
+    } else {
+      TAPIO_LOG(kWarning, "--enable_bpf_stats: %s", previous.status().ToString());
+    }
+  }
   return agent;
 }
 
@@ -87,6 +157,33 @@ absl::Status Agent::Start() {
                                options_.json_queue);
     json_ = std::thread(&Agent::JsonLoop, this);
   }
+  start_time_unix_ns_ = absl::ToUnixNanos(absl::Now());
+  if (!options_.metrics_address.empty()) {
+    metrics::MetricsExporter::Options mo;
+    mo.listen_address = options_.metrics_address;
+    mo.bus = &bus_;
+    auto labels = metrics::ParseContainerLabels(options_.metrics_labels);
+    if (!labels.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--metrics_labels: ", labels.status().message()));
+    }
+    mo.metrics.labels = *labels;
+    mo.metrics.health = [this]() { return Health(); };
+    auto exporter = metrics::MetricsExporter::Create(mo);
+    if (!exporter.ok()) {
+      return absl::Status(exporter.status().code(),
+                          absl::StrCat("--metrics_address: ", exporter.status().message()));
+    }
+    metrics_ = std::move(*exporter);
+    TAPIO_LOG(kInfo, "metrics on http://%s/metrics", options_.metrics_address);
+  }
+  if (options_.api_enabled) {
+    api::ApiServerOptions ao = options_.api;
+    ao.node_name = options_.pipeline.node_name;
+    auto server = api::ApiServer::Create(ao, &bus_, this);
+    if (!server.ok()) return server.status();
+    api_ = std::move(*server);
+    TAPIO_LOG(kInfo, "gRPC API on %s", api_->address());
+  }
   ingest_ = std::thread(&Agent::IngestLoop, this);
   sampler_ = std::thread(&Agent::SamplerLoop, this);
   return absl::OkStatus();
@@ -96,10 +193,13 @@ void Agent::Stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
   stopping_.store(true);
+  if (api_) api_->Shutdown();
   if (ingest_.joinable()) ingest_.join();
   if (sampler_.joinable()) sampler_.join();
+  metrics_.reset();  // its scrape threads read the tracker
   // Detach from the kernel before the last events are written out.
   tracker_.reset();
+  if (bpf_stats_changed_) (void)bpf::SetBpfStatsEnabled(bpf_stats_were_enabled_);
   if (json_sub_) {
     json_sub_->Close();  // JsonLoop drains what is queued, then ends
     if (json_.joinable()) json_.join();
@@ -198,6 +298,83 @@ void Agent::JsonLoop() {
     }
     fflush(stdout);
   }
+}
+
+std::vector<api::ContainerSnapshot> Agent::ListContainers() const {
+  std::vector<api::ContainerSnapshot> out;
+  for (ContainerState& c : pipeline_->Containers()) {
+    api::ContainerSnapshot snap;
+    snap.identity = std::move(c.identity);
+    snap.usage = c.usage;
+    snap.usage_time_unix_ns = c.last_sample_unix_ns;
+    if (c.at_risk || c.prediction.state == OomPrediction::State::kCleared) {
+      snap.prediction = c.prediction;
+      snap.prediction_time_unix_ns = c.last_sample_unix_ns;
+    }
+    out.push_back(std::move(snap));
+  }
+  return out;
+}
+
+api::AgentInfo Agent::GetAgentInfo() const {
+  api::AgentInfo info;
+  info.version = kVersion;
+  info.node = options_.pipeline.node_name;
+  struct utsname u;
+  if (uname(&u) == 0) info.kernel_release = u.release;
+  info.start_time_unix_ns = start_time_unix_ns_;
+  info.kernel_features.push_back({"btf", true, "/sys/kernel/btf/vmlinux"});
+  info.kernel_features.push_back({"ringbuf", tracker_ && tracker_->using_ringbuf(),
+                                  tracker_ && tracker_->using_ringbuf() ? "" : "perf buffer"});
+  info.kernel_features.push_back({"cgroup", true, layout_.Describe()});
+  info.kernel_features.push_back({"kmsg", kmsg_ != nullptr, options_.kmsg_path});
+  if (tracker_) {
+    for (const auto& p : tracker_->Programs()) {
+      api::BpfProgramInfo b;
+      b.name = p.name;
+      b.attach_point = p.attach_point;
+      b.status = p.attached ? api::BpfProgramInfo::Status::kAttached
+                            : api::BpfProgramInfo::Status::kDisabled;
+      b.error = p.skip_reason;
+      info.programs.push_back(std::move(b));
+      if (p.attach_point.rfind("fentry/", 0) == 0) {
+        info.kernel_features.push_back({"fentry", p.attached, p.skip_reason});
+      }
+    }
+  }
+  info.config = options_.config;
+  return info;
+}
+
+metrics::AgentHealth Agent::Health() const {
+  const AgentCounts c = Counts();
+  metrics::AgentHealth h;
+  uint64_t ring_records = 0;
+  for (size_t i = 0; i < c.pipeline.records_by_type.size(); ++i) {
+    if (i != TAPIO_REC_TASK_RSS) ring_records += c.pipeline.records_by_type[i];
+  }
+  const bool ring = tracker_ && tracker_->using_ringbuf();
+  h.sources.push_back({ring ? "ringbuf" : "perfbuf", ring_records,
+                       ring ? c.kernel_loss.ringbuf_reserve
+                            : c.kernel_loss.perfbuf_output + c.kernel_loss.perfbuf_lost_samples});
+  h.sources.push_back({"task_iter", c.pipeline.records_by_type[TAPIO_REC_TASK_RSS], 0});
+  h.sources.push_back({"cgroup_sampler", c.pipeline.samples, c.pipeline.sample_errors});
+  h.ringbuf_lost_total = c.kernel_loss.ringbuf_reserve;
+  h.subscriber_drops_total = bus_.subscriber_drops_total();
+  h.subscribers = bus_.subscriber_count();
+  h.attribution_failures_total = c.pipeline.cgroup_path_misses;
+  if (registry_ != nullptr) {
+    const attrib::RegistryStats rs = registry_->stats();
+    h.attribution_failures_total += rs.refresh_failures_total + rs.status_failures_total;
+  }
+  h.bpf_stats_enabled = ReadBpfStatsEnabled();
+  if (tracker_) {
+    for (const auto& p : tracker_->Programs()) {
+      if (p.attached) h.bpf_programs.push_back({p.name, p.run_count, p.run_time_ns});
+    }
+  }
+  h.version = kVersion;
+  return h;
 }
 
 AgentCounts Agent::Counts() const {

@@ -20,7 +20,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "agent/api/server.h"
+#include "agent/api/state_source.h"
+#include "agent/attrib/container_registry.h"
 #include "agent/bpf/memory_tracker.h"
+#include "agent/metrics/metrics_exporter.h"
 #include "agent/core/event_bus.h"
 #include "agent/core/kmsg.h"
 #include "agent/pipeline.h"
@@ -39,6 +43,18 @@ struct AgentOptions {
   Severity json_min_severity = Severity::kDebug;
   size_t replay_capacity = 65536;
   size_t json_queue = 1 << 16;
+  // gRPC API; "" grpc address disables it.
+  bool api_enabled = true;
+  api::ApiServerOptions api;
+  // Prometheus; "" disables it.
+  std::string metrics_address = "127.0.0.1:9464";
+  std::string metrics_labels = "namespace,pod,container";
+  // Attribution: "auto" (CRI if a runtime socket is found, else cgroup paths), "cri", "none".
+  std::string attribution = "auto";
+  std::string cri_endpoint;
+  absl::Duration cri_refresh_interval = absl::Seconds(5);
+  bool enable_bpf_stats = false;  // kernel.bpf_stats_enabled for per-program run time
+  std::vector<std::pair<std::string, std::string>> config;  // effective flags, for GetAgentInfo
 };
 
 struct AgentCounts {
@@ -51,10 +67,14 @@ struct AgentCounts {
   uint64_t poll_errors = 0;
 };
 
-class Agent {
+class Agent : public api::AgentStateSource {
  public:
   static absl::StatusOr<std::unique_ptr<Agent>> Create(const AgentOptions& options);
-  ~Agent();
+  ~Agent() override;
+
+  // api::AgentStateSource (gRPC handler threads).
+  std::vector<api::ContainerSnapshot> ListContainers() const override;
+  api::AgentInfo GetAgentInfo() const override;
 
   // Starts the threads; returns once they run. Call once.
   absl::Status Start();
@@ -74,12 +94,19 @@ class Agent {
   void SamplerLoop();
   void JsonLoop();
   void PublishKernelLoss(const bpf::LossCounters& now);
+  metrics::AgentHealth Health() const;
 
   const AgentOptions options_;
   predict::ModelParams model_params_;
   CgroupLayout layout_;
   EventBus bus_;
-  PathIdentityResolver path_resolver_;
+  std::unique_ptr<IdentityResolver> resolver_;
+  attrib::ContainerRegistry* registry_ = nullptr;  // owned by resolver_ when attribution is on
+  std::unique_ptr<api::ApiServer> api_;
+  std::unique_ptr<metrics::MetricsExporter> metrics_;
+  int64_t start_time_unix_ns_ = 0;
+  bool bpf_stats_were_enabled_ = false;
+  bool bpf_stats_changed_ = false;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<bpf::MemoryTracker> tracker_;
   std::unique_ptr<KmsgReader> kmsg_;

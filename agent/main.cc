@@ -2,12 +2,14 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
@@ -51,6 +53,35 @@ ABSL_FLAG(std::string, kmsg, "/dev/kmsg",
           "Kernel log device for OOM constraints and OOM memcg ('' to disable).");
 ABSL_FLAG(bool, process_events, true, "Emit process exec/fork/exit events.");
 ABSL_FLAG(std::string, log_level, "info", "stderr log level: debug, info, warning, error.");
+ABSL_FLAG(std::string, grpc_address, "unix:///run/tapio/tapio.sock",
+          "gRPC API address: unix:///path (socket mode 0660, directory created) or host:port "
+          "(TLS with client certificates unless --grpc_insecure_tcp). '' disables the API.");
+ABSL_FLAG(std::string, grpc_tls_cert, "", "PEM server certificate chain for TCP.");
+ABSL_FLAG(std::string, grpc_tls_key, "", "PEM private key for TCP.");
+ABSL_FLAG(std::string, grpc_tls_client_ca, "",
+          "PEM CA bundle that client certificates must chain to (mTLS).");
+ABSL_FLAG(bool, grpc_insecure_tcp, false,
+          "Allow plaintext TCP without client authentication (explicit opt-in).");
+ABSL_FLAG(int32_t, subscriber_queue, 4096,
+          "Events buffered per gRPC subscriber; a slower subscriber loses events (counted, and "
+          "told in-band), never slows the pipeline.");
+ABSL_FLAG(int32_t, max_subscribers, 64, "Concurrent Subscribe streams (RESOURCE_EXHAUSTED past it).");
+ABSL_FLAG(int32_t, replay_events, 65536,
+          "Events kept for Subscribe(resume_after): the bounded replay window.");
+ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
+          "Prometheus /metrics listen address (host:port); '' disables metrics.");
+ABSL_FLAG(std::string, metrics_labels, "namespace,pod,container",
+          "Identity labels on per-container series: any of namespace, pod, container, "
+          "container_id, cgroup (comma-separated).");
+ABSL_FLAG(std::string, attribution, "auto",
+          "cgroup -> container/pod: 'auto' (the CRI if a runtime socket is found, else cgroup "
+          "paths), 'cri' (require it) or 'none' (cgroup paths only).");
+ABSL_FLAG(std::string, cri_endpoint, "",
+          "CRI runtime socket (default: /run/containerd/containerd.sock, /run/crio/crio.sock).");
+ABSL_FLAG(int32_t, cri_refresh_s, 5, "Interval of the container list refresh from the runtime.");
+ABSL_FLAG(bool, enable_bpf_stats, false,
+          "Switch kernel.bpf_stats_enabled on while running (per-program run count and time in "
+          "metrics; costs a little per program run). Restored at exit.");
 ABSL_FLAG(bool, try_fentry, true,
           "Try fentry/oom_kill_process for OOM constraint (skipped where the kernel refuses).");
 
@@ -142,6 +173,37 @@ int main(int argc, char** argv) {
       static_cast<uint32_t>(options.pipeline.rss_report_threshold_bytes / options.pipeline.page_size);
   options.tracker.min_reclaim_ns = 0;  // every pass: the pipeline sums the short ones
   options.tracker.try_fentry = absl::GetFlag(FLAGS_try_fentry);
+  const int32_t queue = absl::GetFlag(FLAGS_subscriber_queue);
+  const int32_t max_subs = absl::GetFlag(FLAGS_max_subscribers);
+  const int32_t replay = absl::GetFlag(FLAGS_replay_events);
+  const int32_t cri_refresh_s = absl::GetFlag(FLAGS_cri_refresh_s);
+  if (queue < 1) return Fail("--subscriber_queue: must be >= 1");
+  if (max_subs < 1) return Fail("--max_subscribers: must be >= 1");
+  if (replay < 0) return Fail("--replay_events: must be >= 0");
+  if (cri_refresh_s < 1) return Fail("--cri_refresh_s: must be >= 1");
+  options.api_enabled = !absl::GetFlag(FLAGS_grpc_address).empty();
+  options.api.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  options.api.tls_cert_path = absl::GetFlag(FLAGS_grpc_tls_cert);
+  options.api.tls_key_path = absl::GetFlag(FLAGS_grpc_tls_key);
+  options.api.tls_client_ca_path = absl::GetFlag(FLAGS_grpc_tls_client_ca);
+  options.api.insecure_tcp = absl::GetFlag(FLAGS_grpc_insecure_tcp);
+  options.api.subscriber_queue = static_cast<size_t>(queue);
+  options.api.max_subscribers = max_subs;
+  options.replay_capacity = static_cast<size_t>(replay);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.metrics_labels = absl::GetFlag(FLAGS_metrics_labels);
+  options.attribution = absl::GetFlag(FLAGS_attribution);
+  options.cri_endpoint = absl::GetFlag(FLAGS_cri_endpoint);
+  options.cri_refresh_interval = absl::Seconds(cri_refresh_s);
+  options.enable_bpf_stats = absl::GetFlag(FLAGS_enable_bpf_stats);
+  // Effective configuration for GetAgentInfo: every flag this binary defines.
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::string_view(flag->Filename()).find("agent/main.cc") == absl::string_view::npos) {
+      continue;
+    }
+    options.config.emplace_back(std::string(name), flag->CurrentValue());
+  }
+  std::sort(options.config.begin(), options.config.end());
 
   // Signals are taken synchronously by this thread; the agent's threads inherit the mask.
   sigset_t signals;

@@ -66,8 +66,7 @@ EventPtr EventBus::Subscription::Next(absl::Duration timeout) {
 
 void EventBus::Subscription::Close() {
   absl::MutexLock lock(&mu_);
-  closed_ = true;
-  queue_.clear();
+  closed_ = true;  // what is queued stays readable: a closing consumer drains it
 }
 
 bool EventBus::Subscription::closed() const {

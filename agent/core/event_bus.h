@@ -38,7 +38,8 @@ class EventBus {
     // Next event for this subscriber, waiting up to `timeout`. nullptr on timeout or once
     // closed and drained.
     EventPtr Next(absl::Duration timeout);
-    // Wakes a blocked Next() and makes later ones return nullptr. Idempotent.
+    // Stops new events, wakes a blocked Next(); Next() then returns what is still queued and
+    // nullptr after that. Idempotent.
     void Close();
     bool closed() const;
     uint64_t dropped_total() const;    // events dropped for this subscriber since it began

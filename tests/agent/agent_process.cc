@@ -20,7 +20,13 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
   }
-  std::vector<std::string> argv = {TAPIO_AGENT_PATH, "--output=json"};
+  // Private API socket and a free metrics port, so tests never collide with each other or with
+  // an agent running on the host; `args` come later and win.
+  static int counter = 0;
+  std::vector<std::string> argv = {
+      TAPIO_AGENT_PATH, "--output=json",
+      absl::StrCat("--grpc_address=unix:///tmp/tapio-test-", getpid(), "-", counter++, ".sock"),
+      "--metrics_address=127.0.0.1:0"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
