@@ -23,7 +23,13 @@ struct ModelParams {
   double fast_tau_s = 4;             // e-folding time of the fast regression's weights
   double slow_tau_s = 90;            // e-folding time of the slow regression's weights
   int64_t fast_min_samples = 4;      // the fast fit needs this many samples first
-  double slow_min_history_s = 300;   // the slow fit needs this much history first
+  double slow_min_history_s = 300;   // the slow fit needs this much history first...
+  // ...unless, with no drop seen yet, memory has already risen by early_rise_fraction of the
+  // limit above its minimum (more than one GC cycle of a heap that doubles between collections
+  // would rise), after at least early_min_history_s. Young containers that leak to their limit
+  // in under slow_min_history_s get minutes of warning instead of only the fast fit's seconds.
+  double early_rise_fraction = 0.5;
+  double early_min_history_s = 60;
   double fast_z = 3.0;               // growth must exceed z standard errors to count
   double slow_z = 4.0;
   // Multiplies the slope's standard error: consecutive samples of real workloads are correlated,

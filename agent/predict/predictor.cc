@@ -120,6 +120,7 @@ void OomPredictor::ResetModels() {
   fast_.Reset();
   slow_.Reset();
   history_s_ = 0;
+  min_mib_ = -1;
   peak_count_ = 0;
   peak_head_ = 0;
   peak_fit_valid_ = false;
@@ -273,6 +274,7 @@ Prediction OomPredictor::Update(const MemorySample& s) {
     history_s_ += dt_s;
   }
   UpdateEnvelope(s.time_ms, y, limit);
+  if (min_mib_ < 0 || y < min_mib_) min_mib_ = y;
 
   // --- Candidates from each model; the earliest time to OOM wins. ---
   Candidate best;
@@ -298,8 +300,11 @@ Prediction OomPredictor::Update(const MemorySample& s) {
     }
   }
   double slow_level = 0, slow_slope = 0, slow_var = 0;
-  if (!gated && history_s_ >= p.slow_min_history_s &&
-      slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
+  const bool slow_ready =
+      history_s_ >= p.slow_min_history_s ||
+      (last_drop_time_ms_ < 0 && history_s_ >= p.early_min_history_s &&
+       y - min_mib_ >= p.early_rise_fraction * limit);
+  if (!gated && slow_ready && slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
     const bool pressured = pressure >= 1;
     if (slow_slope > 0 && slow_slope * slow_slope > (pressured ? pressure_slow_z2_ : slow_z2_) * slow_var) {
       const double headroom = std::max(0.0, limit - slow_level);

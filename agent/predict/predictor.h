@@ -130,6 +130,7 @@ class OomPredictor {
   DecayingRegression fast_;
   DecayingRegression slow_;
   double history_s_ = 0;
+  double min_mib_ = -1;  // lowest non-reclaimable level since the last reset
 
   // Envelope: ring of recent cycle peaks (time, MiB); the current cycle's extremes.
   int64_t peak_time_ms_[kMaxPeaks] = {};

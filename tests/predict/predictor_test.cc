@@ -99,6 +99,28 @@ TEST_F(OomPredictorTest, LinearLeakRaisesMinutesAheadWithAccurateTimeToOom) {
   EXPECT_EQ(run.predictions.back().state, Prediction::State::kAtRisk);
 }
 
+TEST_F(OomPredictorTest, YoungContainerLeakingFromNothingGetsMinutesOfWarning) {
+  OomPredictor predictor(&params_);
+  // Starts at 10 MiB and leaks 2 MiB/s: OOM at ~503 s, before the slow fit's normal warm-up
+  // ends (300 s) plus its horizon would matter; the early-rise rule lets it speak at ~50% rise.
+  const double oom_s = (1024.0 - 18.0) / 2;
+  DriveResult run = Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+    return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
+  });
+  ASSERT_EQ(run.raises, 1);
+  EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 120);
+  EXPECT_EQ(run.first_raise.reason, "steady_growth");
+
+  ModelParams no_early = params_;
+  no_early.early_rise_fraction = 2;  // never
+  OomPredictor late(&no_early);
+  DriveResult run2 = Drive(&late, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+    return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
+  });
+  ASSERT_EQ(run2.raises, 1);
+  EXPECT_GT(run2.first_raise_ms, run.first_raise_ms);
+}
+
 TEST_F(OomPredictorTest, FastRampRaisesSecondsAhead) {
   OomPredictor predictor(&params_);
   // Flat at 400 MiB for 10 min, then +30 MiB/s: the limit is reached ~20.5 s into the ramp.
