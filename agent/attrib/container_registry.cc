@@ -500,7 +500,7 @@ RegistryStats ContainerRegistry::stats() const {
     absl::MutexLock l(&mu_);
     s = stats_;
   }
-  absl::MutexLock l(const_cast<absl::Mutex*>(&pending_mu_));
+  absl::MutexLock l(&pending_mu_);
   s.pending_enrichments = pending_.size();
   return s;
 }

@@ -161,7 +161,7 @@ class ContainerRegistry {
   std::unordered_map<uint64_t, CacheEntry> cache_ ABSL_GUARDED_BY(mu_);
   RegistryStats stats_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex pending_mu_;
+  mutable absl::Mutex pending_mu_;
   std::vector<Pending> pending_ ABSL_GUARDED_BY(pending_mu_);
 
   absl::Mutex wake_mu_;

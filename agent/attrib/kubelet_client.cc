@@ -300,4 +300,48 @@ absl::StatusOr<KubeletPodList> KubeletClient::ListPods() {
   return ParseKubeletPods(body);
 }
 
+absl::Status KubeletPodCache::Refresh() {
+  absl::StatusOr<KubeletPodList> list = fetch_();
+  absl::MutexLock l(&mu_);
+  ++stats_.refreshes_total;
+  if (!list.ok()) {
+    ++stats_.refresh_failures_total;
+    return list.status();
+  }
+  stats_.skipped_items_total += list->skipped_items;
+  auto index = std::make_shared<std::unordered_map<std::string, KubeletPod>>();
+  for (KubeletPod& p : list->pods) {
+    std::string uid = p.uid;
+    (*index)[uid] = std::move(p);
+  }
+  stats_.pods = index->size();
+  pods_ = std::move(index);
+  return absl::OkStatus();
+}
+
+std::optional<KubeletPod> KubeletPodCache::Pod(absl::string_view pod_uid) const {
+  absl::MutexLock l(&mu_);
+  if (pods_ == nullptr) return std::nullopt;
+  auto it = pods_->find(std::string(pod_uid));
+  if (it == pods_->end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<KubeletContainer> KubeletPodCache::Container(absl::string_view pod_uid,
+                                                           absl::string_view container_name) const {
+  absl::MutexLock l(&mu_);
+  if (pods_ == nullptr) return std::nullopt;
+  auto it = pods_->find(std::string(pod_uid));
+  if (it == pods_->end()) return std::nullopt;
+  for (const KubeletContainer& c : it->second.containers) {
+    if (c.name == container_name) return c;
+  }
+  return std::nullopt;
+}
+
+KubeletPodCache::Stats KubeletPodCache::stats() const {
+  absl::MutexLock l(&mu_);
+  return stats_;
+}
+
 }  // namespace tapio::attrib

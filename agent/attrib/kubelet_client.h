@@ -13,13 +13,18 @@
 #define TAPIO_AGENT_ATTRIB_KUBELET_CLIENT_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace tapio::attrib {
@@ -78,6 +83,37 @@ class KubeletClient {
  private:
   explicit KubeletClient(Options options) : options_(std::move(options)) {}
   Options options_;
+};
+
+// The last good kubelet view, indexed for the joins attribution needs: pod uid -> owner and
+// workload, (pod uid, container name) -> memory request/limit. Refresh() replaces the view
+// atomically; a failed refresh keeps the previous view (and is counted), so a kubelet hiccup
+// never blanks out owner data. Thread-safety: Refresh from one thread, lookups from any.
+class KubeletPodCache {
+ public:
+  using Fetch = std::function<absl::StatusOr<KubeletPodList>()>;
+  // `fetch` is usually [&client] { return client.ListPods(); }.
+  explicit KubeletPodCache(Fetch fetch) : fetch_(std::move(fetch)) {}
+
+  struct Stats {
+    uint64_t refreshes_total = 0;
+    uint64_t refresh_failures_total = 0;
+    uint64_t skipped_items_total = 0;  // malformed pod items across refreshes
+    size_t pods = 0;
+  };
+
+  absl::Status Refresh();
+  // nullopt when the kubelet did not list the pod (or the container, for the second form).
+  std::optional<KubeletPod> Pod(absl::string_view pod_uid) const;
+  std::optional<KubeletContainer> Container(absl::string_view pod_uid,
+                                            absl::string_view container_name) const;
+  Stats stats() const;
+
+ private:
+  Fetch fetch_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const std::unordered_map<std::string, KubeletPod>> pods_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tapio::attrib

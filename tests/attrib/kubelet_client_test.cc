@@ -404,5 +404,33 @@ TEST(ParseKubeletPods, WronglyTypedItemFieldsSkipTheItemNamingTheField) {
                                      ::testing::HasSubstr("limits.memory is not a string")));
 }
 
+TEST(KubeletPodCache, JoinsByPodUidAndKeepsTheLastGoodViewOnFailure) {
+  const std::string body = ReadFile("tests/fixtures/attrib/kubelet_pods.json");
+  bool fail = false;
+  KubeletPodCache cache([&]() -> absl::StatusOr<KubeletPodList> {
+    if (fail) return absl::UnavailableError("kubelet down");
+    return ParseKubeletPods(body);
+  });
+  EXPECT_FALSE(cache.Pod("5e3f7a1c-2b4d-4e6f-8a9b-0c1d2e3f4a5b").has_value());  // nothing yet
+  ASSERT_TRUE(cache.Refresh().ok());
+  auto pod = cache.Pod("5e3f7a1c-2b4d-4e6f-8a9b-0c1d2e3f4a5b");
+  ASSERT_TRUE(pod.has_value());
+  EXPECT_EQ(pod->workload_kind, "Deployment");
+  EXPECT_EQ(pod->workload_name, "web");
+  auto c = cache.Container("5e3f7a1c-2b4d-4e6f-8a9b-0c1d2e3f4a5b", "nginx");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->memory_limit_bytes, 256 << 20);
+  EXPECT_FALSE(cache.Container("5e3f7a1c-2b4d-4e6f-8a9b-0c1d2e3f4a5b", "nope").has_value());
+  EXPECT_FALSE(cache.Pod("unknown").has_value());
+  fail = true;
+  EXPECT_EQ(cache.Refresh().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(cache.Pod("5e3f7a1c-2b4d-4e6f-8a9b-0c1d2e3f4a5b").has_value());  // kept
+  KubeletPodCache::Stats s = cache.stats();
+  EXPECT_EQ(s.refreshes_total, 2u);
+  EXPECT_EQ(s.refresh_failures_total, 1u);
+  EXPECT_EQ(s.skipped_items_total, 2u);
+  EXPECT_EQ(s.pods, 3u);
+}
+
 }  // namespace
 }  // namespace tapio::attrib
