@@ -380,7 +380,7 @@ void MemoryTracker::OnPerfSample(void* ctx, int cpu, void* data, uint32_t size) 
 }
 
 void MemoryTracker::OnPerfLost(void* ctx, int cpu, __u64 count) {
-  static_cast<MemoryTracker*>(ctx)->perf_lost_samples_ += count;
+  static_cast<MemoryTracker*>(ctx)->perf_lost_samples_.fetch_add(count, std::memory_order_relaxed);
 }
 
 absl::StatusOr<int> MemoryTracker::Poll(int timeout_ms,
@@ -453,7 +453,7 @@ LossCounters MemoryTracker::ReadLoss() const {
   out.ringbuf_reserve = sum(TAPIO_LOSS_RINGBUF_RESERVE);
   out.perfbuf_output = sum(TAPIO_LOSS_PERFBUF_OUTPUT);
   out.reclaim_table = sum(TAPIO_LOSS_RECLAIM_TABLE);
-  out.perfbuf_lost_samples = perf_lost_samples_;
+  out.perfbuf_lost_samples = perf_lost_samples_.load(std::memory_order_relaxed);
   return out;
 }
 

@@ -15,6 +15,7 @@
 #ifndef TAPIO_AGENT_BPF_MEMORY_TRACKER_H_
 #define TAPIO_AGENT_BPF_MEMORY_TRACKER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -99,7 +100,8 @@ class MemoryTracker {
   bool rss_stat_attached() const;
   // Map memory the kernel charged for this object's maps (fdinfo memlock), in bytes.
   uint64_t MapMemoryBytes() const;
-  uint64_t snapshot_rejects() const { return snapshot_rejects_; }
+  // Task-iterator records that failed validation since Create. Any thread.
+  uint64_t snapshot_rejects() const { return snapshot_rejects_.load(std::memory_order_relaxed); }
 
  private:
   MemoryTracker() = default;
@@ -119,9 +121,9 @@ class MemoryTracker {
   // Valid only during Poll: where the callbacks deliver.
   absl::FunctionRef<void(const void*, size_t)>* sink_ = nullptr;
   int delivered_ = 0;
-  std::vector<uint64_t> perf_scratch_;  // aligned copy of one perf sample
-  uint64_t perf_lost_samples_ = 0;      // owner thread only (written in Poll)
-  uint64_t snapshot_rejects_ = 0;
+  std::vector<uint64_t> perf_scratch_;          // aligned copy of one perf sample
+  std::atomic<uint64_t> perf_lost_samples_{0};  // written in Poll, read by ReadLoss (any thread)
+  std::atomic<uint64_t> snapshot_rejects_{0};
 };
 
 // Pre-flight, called by Create and callable alone: root or CAP_BPF+CAP_PERFMON (or
