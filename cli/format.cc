@@ -21,10 +21,10 @@ absl::Status AddTypes(const std::vector<std::string>& names, const char* flag,
   for (const std::string& name : names) {
     EventKind kind;
     if (!ParseEventKind(name, &kind)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", flag, ": unknown event type '", name,
-          "' (memory_usage, rss_change, oom_kill, oom_prediction, memory_pressure, "
-          "process_lifecycle, events_lost)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, ": unknown event type '", name,
+                       "' (memory_usage, rss_change, oom_kill, oom_prediction, memory_pressure, "
+                       "process_lifecycle, events_lost)"));
     }
     selector->add_event_types(api::EventKindToProto(kind));
   }
@@ -60,8 +60,8 @@ std::string Detail(const v1::Event& e) {
     case v1::Event::kOomKill: {
       const auto& k = e.oom_kill();
       std::string constraint = v1::OomConstraint_Name(k.constraint());
-      return absl::StrCat("victim=", k.victim_pid(), "(", k.victim_comm(), ") constraint=",
-                          constraint.substr(std::string("OOM_CONSTRAINT_").size()),
+      return absl::StrCat("victim=", k.victim_pid(), "(", k.victim_comm(),
+                          ") constraint=", constraint.substr(std::string("OOM_CONSTRAINT_").size()),
                           " anon_rss=", HumanBytes(k.anon_rss_bytes()),
                           " file_rss=", HumanBytes(k.file_rss_bytes()),
                           " shmem_rss=", HumanBytes(k.shmem_rss_bytes()),
@@ -71,23 +71,21 @@ std::string Detail(const v1::Event& e) {
     case v1::Event::kOomPrediction: {
       const auto& p = e.oom_prediction();
       std::string state = v1::OomPrediction::State_Name(p.state());
-      return absl::StrCat(state.substr(std::string("STATE_").size()),
-                          p.time_to_oom_ms() >= 0
-                              ? absl::StrFormat(" in=%.1fs", p.time_to_oom_ms() / 1000.0)
-                              : std::string(),
-                          absl::StrFormat(" confidence=%.2f", p.confidence()), " model=", p.model(),
-                          " usage=", HumanBytes(p.usage_bytes()),
-                          " limit=", HumanBytes(p.limit_bytes()),
-                          p.reason().empty() ? "" : " reason=\"", p.reason(),
-                          p.reason().empty() ? "" : "\"");
+      return absl::StrCat(
+          state.substr(std::string("STATE_").size()),
+          p.time_to_oom_ms() >= 0 ? absl::StrFormat(" in=%.1fs", p.time_to_oom_ms() / 1000.0)
+                                  : std::string(),
+          absl::StrFormat(" confidence=%.2f", p.confidence()), " model=", p.model(),
+          " usage=", HumanBytes(p.usage_bytes()), " limit=", HumanBytes(p.limit_bytes()),
+          p.reason().empty() ? "" : " reason=\"", p.reason(), p.reason().empty() ? "" : "\"");
     }
     case v1::Event::kMemoryPressure: {
       const auto& p = e.memory_pressure();
-      return absl::StrFormat("reclaim_stalls=%d stall=%.3fms max_stall=%.3fms psi_some=%.2f "
-                             "psi_full=%.2f limit_hits=%d",
-                             p.reclaim_stalls(), p.reclaim_stall_ns() / 1e6,
-                             p.max_reclaim_stall_ns() / 1e6, p.psi_some_avg10(),
-                             p.psi_full_avg10(), p.limit_hits());
+      return absl::StrFormat(
+          "reclaim_stalls=%d stall=%.3fms max_stall=%.3fms psi_some=%.2f "
+          "psi_full=%.2f limit_hits=%d",
+          p.reclaim_stalls(), p.reclaim_stall_ns() / 1e6, p.max_reclaim_stall_ns() / 1e6,
+          p.psi_some_avg10(), p.psi_full_avg10(), p.limit_hits());
     }
     case v1::Event::kProcessLifecycle: {
       const auto& p = e.process_lifecycle();
@@ -134,7 +132,8 @@ absl::StatusOr<v1::SubscribeRequest> BuildSubscribeRequest(const WatchFlags& fla
     auto* deny = request.add_deny();
     for (const auto& c : flags.exclude_containers) deny->add_container_names(c);
   }
-  if (!flags.exclude_selector.empty()) request.add_deny()->set_label_selector(flags.exclude_selector);
+  if (!flags.exclude_selector.empty())
+    request.add_deny()->set_label_selector(flags.exclude_selector);
   if (!flags.exclude_types.empty()) {
     if (absl::Status s = AddTypes(flags.exclude_types, "exclude_type", request.add_deny());
         !s.ok()) {
@@ -143,8 +142,7 @@ absl::StatusOr<v1::SubscribeRequest> BuildSubscribeRequest(const WatchFlags& fla
   }
   if (!flags.min_severity.empty()) {
     Severity severity;
-    if (!ParseSeverity(flags.min_severity,
-                       &severity)) {
+    if (!ParseSeverity(flags.min_severity, &severity)) {
       return absl::InvalidArgumentError(absl::StrCat("--min_severity: unknown severity '",
                                                      flags.min_severity,
                                                      "' (debug, info, warning, critical)"));
@@ -168,8 +166,8 @@ std::string ToJsonLine(const google::protobuf::Message& message) {
 
 std::string EventTypeName(const v1::Event& event) {
   if (event.payload_case() == v1::Event::PAYLOAD_NOT_SET) return "unknown";
-  const auto sv = EventKindName(static_cast<EventKind>(
-      static_cast<int>(event.payload_case()) - v1::Event::kMemoryUsage));
+  const auto sv = EventKindName(
+      static_cast<EventKind>(static_cast<int>(event.payload_case()) - v1::Event::kMemoryUsage));
   return std::string(sv.data(), sv.size());
 }
 
@@ -214,13 +212,13 @@ std::string ContainersTable(const v1::ListContainersResponse& response) {
       }
       absl::StrAppend(&prediction, " (", p.model(), ")");
     }
-    absl::StrAppend(&out, absl::StrFormat("%-40s %10s %12s %16s %10s  %s\n",
-                                          Workload(c.identity()), HumanBytes(c.usage().usage_bytes()),
-                                          HumanBytes(c.usage().working_set_bytes()),
-                                          HumanBytes(c.usage().non_reclaimable_bytes()),
-                                          c.usage().limit_bytes() ? HumanBytes(c.usage().limit_bytes())
-                                                                  : "none",
-                                          prediction));
+    absl::StrAppend(
+        &out,
+        absl::StrFormat(
+            "%-40s %10s %12s %16s %10s  %s\n", Workload(c.identity()),
+            HumanBytes(c.usage().usage_bytes()), HumanBytes(c.usage().working_set_bytes()),
+            HumanBytes(c.usage().non_reclaimable_bytes()),
+            c.usage().limit_bytes() ? HumanBytes(c.usage().limit_bytes()) : "none", prediction));
   }
   return out;
 }
@@ -231,11 +229,11 @@ std::string AgentInfoText(const v1::AgentInfo& info) {
   absl::StrAppend(&out, "node:           ", info.node(), "\n");
   absl::StrAppend(&out, "kernel:         ", info.kernel_release(), "\n");
   if (info.start_time_unix_ns() != 0) {
-    absl::StrAppend(&out, "started:        ",
-                    absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                                     absl::FromUnixNanos(info.start_time_unix_ns()),
-                                     absl::UTCTimeZone()),
-                    "\n");
+    absl::StrAppend(
+        &out, "started:        ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixNanos(info.start_time_unix_ns()),
+                         absl::UTCTimeZone()),
+        "\n");
   }
   absl::StrAppend(&out, "subscribers:    ", info.subscribers(), " (dropped ",
                   info.subscriber_drops_total(), " events in total)\n");
@@ -243,8 +241,8 @@ std::string AgentInfoText(const v1::AgentInfo& info) {
                   info.oldest_retained_seq(), "\n");
   absl::StrAppend(&out, "kernel features:\n");
   for (const auto& f : info.kernel_features()) {
-    absl::StrAppend(&out, absl::StrFormat("  %-24s %-3s %s\n", f.name(), f.available() ? "yes" : "no",
-                                          f.detail()));
+    absl::StrAppend(&out, absl::StrFormat("  %-24s %-3s %s\n", f.name(),
+                                          f.available() ? "yes" : "no", f.detail()));
   }
   absl::StrAppend(&out, "programs:\n");
   for (const auto& p : info.programs()) {

@@ -21,7 +21,7 @@ struct WatchFlags {
   std::string selector;
   std::vector<std::string> exclude_namespaces, exclude_pods, exclude_containers, exclude_types;
   std::string exclude_selector;
-  std::string min_severity;             // "" or debug|info|warning|critical
+  std::string min_severity;  // "" or debug|info|warning|critical
   std::optional<uint64_t> resume_after;
 };
 

@@ -106,7 +106,8 @@ std::shared_ptr<grpc::Channel> Connect(std::string* error) {
     *error = "--tls_cert and --tls_key go together";
     return nullptr;
   }
-  if (!cert.empty() && (!ReadFile(cert, &ssl.pem_cert_chain) || !ReadFile(key, &ssl.pem_private_key))) {
+  if (!cert.empty() &&
+      (!ReadFile(cert, &ssl.pem_cert_chain) || !ReadFile(key, &ssl.pem_private_key))) {
     *error = absl::StrCat("--tls_cert/--tls_key: cannot read '", cert, "' or '", key, "'");
     return nullptr;
   }
@@ -120,7 +121,8 @@ std::shared_ptr<grpc::Channel> Connect(std::string* error) {
 void SetDeadline(grpc::ClientContext* context, absl::Duration fallback) {
   absl::Duration timeout = absl::GetFlag(FLAGS_timeout);
   if (timeout <= absl::ZeroDuration()) timeout = fallback;
-  if (timeout > absl::ZeroDuration()) context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  if (timeout > absl::ZeroDuration())
+    context->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
 v1::Selector IdentitySelector() {

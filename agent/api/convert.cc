@@ -281,8 +281,8 @@ absl::StatusOr<FilterSpec> FilterSpecFromProto(const v1::SubscribeRequest& reque
   if (request.min_severity() != v1::SEVERITY_UNSPECIFIED) {
     Severity severity;
     if (!SeverityFromProto(request.min_severity(), &severity)) {
-      return FieldError("min_severity",
-                        absl::StrCat("unknown severity ", static_cast<int>(request.min_severity())));
+      return FieldError("min_severity", absl::StrCat("unknown severity ",
+                                                     static_cast<int>(request.min_severity())));
     }
     spec.min_severity = severity;
   }

@@ -2,14 +2,15 @@
 // filter.h) and tapio.v1 protobuf. Everything protobuf stays behind this edge.
 //
 // Internal -> proto is total (every internal value has a proto form). Proto -> internal
-// (requests) validates: errors are INVALID_ARGUMENT naming the field, e.g. "allow[0].event_types[1]".
+// (requests) validates: errors are INVALID_ARGUMENT naming the field, e.g.
+// "allow[0].event_types[1]".
 #ifndef TAPIO_AGENT_API_CONVERT_H_
 #define TAPIO_AGENT_API_CONVERT_H_
 
 #include <optional>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/api/filter.h"
 #include "agent/api/state_source.h"
 #include "agent/core/event.h"

@@ -360,9 +360,8 @@ bool CompiledSelector::MatchesIdentity(const WorkloadIdentity& id) const {
       std::find(namespaces_.begin(), namespaces_.end(), id.pod_namespace) == namespaces_.end()) {
     return false;
   }
-  if (!container_names_.empty() &&
-      std::find(container_names_.begin(), container_names_.end(), id.container_name) ==
-          container_names_.end()) {
+  if (!container_names_.empty() && std::find(container_names_.begin(), container_names_.end(),
+                                             id.container_name) == container_names_.end()) {
     return false;
   }
   if (!pod_name_patterns_.empty() &&

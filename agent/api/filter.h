@@ -14,11 +14,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/core/event.h"
 
 namespace tapio::api {
@@ -103,7 +103,8 @@ class CompiledSelector {
  public:
   // `field` names the selector in error messages, e.g. "allow[0]"; errors read
   // "allow[0].label_selector: ...".
-  static absl::StatusOr<CompiledSelector> Compile(const SelectorSpec& spec, absl::string_view field);
+  static absl::StatusOr<CompiledSelector> Compile(const SelectorSpec& spec,
+                                                  absl::string_view field);
 
   bool Matches(const Event& event) const;
   // Ignores event_kinds: for snapshots (ListContainers), which are about identities, not events.

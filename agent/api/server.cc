@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -93,8 +93,8 @@ absl::Status PrepareUnixSocketPath(const std::string& path) {
     }
   }
   if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "grpc_address: cannot remove stale socket '", path, "': ", std::strerror(errno)));
+    return absl::FailedPreconditionError(absl::StrCat("grpc_address: cannot remove stale socket '",
+                                                      path, "': ", std::strerror(errno)));
   }
   TAPIO_LOG(kInfo, "api: removed stale socket %s", path);
   return absl::OkStatus();
@@ -173,8 +173,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
       // one per window and takes them off the publisher. Back to blocking on the queue only once
       // `linger` has passed with nothing queued, so a steady stream never pays the wake.
       const absl::Duration window = options_.coalesce_window;
-      const int64_t linger_windows =
-          window > absl::ZeroDuration() ? options_.linger / window : 0;
+      const int64_t linger_windows = window > absl::ZeroDuration() ? options_.linger / window : 0;
       int64_t empty_windows = 0;
       while (!client_gone) {
         while (next) {
@@ -314,8 +313,9 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
     std::string path = address.substr(5);
     if (absl::StartsWith(path, "//")) path = path.substr(2);
     if (path.empty() || path[0] != '/') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grpc_address: '", address, "' must name an absolute path, e.g. unix:///run/tapio/x.sock"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("grpc_address: '", address,
+                       "' must name an absolute path, e.g. unix:///run/tapio/x.sock"));
     }
     if (absl::Status s = PrepareUnixSocketPath(path); !s.ok()) return s;
     server->unix_socket_path_ = path;
@@ -325,8 +325,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
     const size_t colon = address.rfind(':');
     if (colon == std::string::npos || colon + 1 == address.size() ||
         address.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grpc_address: '", address, "' is neither unix:///path nor host:port"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("grpc_address: '", address, "' is neither unix:///path nor host:port"));
     }
     listen_address = address;
     const bool any_tls = !options.tls_cert_path.empty() || !options.tls_key_path.empty() ||
@@ -343,18 +343,22 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
       if (!key.ok()) return key.status();
       auto ca = ReadFile(options.tls_client_ca_path, "grpc_tls_client_ca");
       if (!ca.ok()) return ca.status();
-      grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+      grpc::SslServerCredentialsOptions ssl(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
       ssl.pem_root_certs = *ca;
       ssl.pem_key_cert_pairs.push_back({*key, *cert});
       credentials = grpc::SslServerCredentials(ssl);
     } else if (options.insecure_tcp) {
-      TAPIO_LOG(kWarning, "api: serving plaintext TCP on %s without authentication "
-                          "(grpc_insecure_tcp)", address);
+      TAPIO_LOG(kWarning,
+                "api: serving plaintext TCP on %s without authentication "
+                "(grpc_insecure_tcp)",
+                address);
       credentials = grpc::InsecureServerCredentials();
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grpc_address: TCP address '", address,
-          "' needs grpc_tls_cert, grpc_tls_key and grpc_tls_client_ca (mTLS), or grpc_insecure_tcp"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("grpc_address: TCP address '", address,
+                       "' needs grpc_tls_cert, grpc_tls_key and grpc_tls_client_ca (mTLS), or "
+                       "grpc_insecure_tcp"));
     }
   }
 
@@ -367,14 +371,12 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   builder.RegisterService(server->service_.get());
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || (!is_unix && selected_port == 0)) {
-    return absl::UnavailableError(
-        absl::StrCat("grpc_address: cannot listen on '", address, "'"));
+    return absl::UnavailableError(absl::StrCat("grpc_address: cannot listen on '", address, "'"));
   }
   if (is_unix) {
     if (chmod(server->unix_socket_path_.c_str(), 0660) != 0) {
-      return absl::InternalError(absl::StrCat("grpc_address: chmod 0660 '",
-                                              server->unix_socket_path_,
-                                              "': ", std::strerror(errno)));
+      return absl::InternalError(absl::StrCat(
+          "grpc_address: chmod 0660 '", server->unix_socket_path_, "': ", std::strerror(errno)));
     }
     server->address_ = absl::StrCat("unix://", server->unix_socket_path_);
   } else {
@@ -399,8 +401,6 @@ void ApiServer::Shutdown() {
   if (!unix_socket_path_.empty()) unlink(unix_socket_path_.c_str());
 }
 
-ApiServerStats ApiServer::stats() const {
-  return service_ ? service_->stats() : ApiServerStats{};
-}
+ApiServerStats ApiServer::stats() const { return service_ ? service_->stats() : ApiServerStats{}; }
 
 }  // namespace tapio::api

@@ -61,19 +61,18 @@ struct ApiServerOptions {
 
 // Counters of the server's own decisions, for the agent's metrics.
 struct ApiServerStats {
-  uint64_t subscribers = 0;                  // current Subscribe streams
-  uint64_t subscribes_total = 0;             // accepted Subscribe streams, ever
-  uint64_t rejected_invalid_total = 0;       // INVALID_ARGUMENT answers (any method)
-  uint64_t rejected_exhausted_total = 0;     // RESOURCE_EXHAUSTED answers
-  uint64_t events_sent_total = 0;            // events written to streams
+  uint64_t subscribers = 0;               // current Subscribe streams
+  uint64_t subscribes_total = 0;          // accepted Subscribe streams, ever
+  uint64_t rejected_invalid_total = 0;    // INVALID_ARGUMENT answers (any method)
+  uint64_t rejected_exhausted_total = 0;  // RESOURCE_EXHAUSTED answers
+  uint64_t events_sent_total = 0;         // events written to streams
 };
 
 class ApiServer {
  public:
   // Validates `options` (errors name the option: "grpc_address: ..."), binds and starts serving.
   static absl::StatusOr<std::unique_ptr<ApiServer>> Create(const ApiServerOptions& options,
-                                                           EventBus* bus,
-                                                           AgentStateSource* state);
+                                                           EventBus* bus, AgentStateSource* state);
   ~ApiServer();  // Shutdown()
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;

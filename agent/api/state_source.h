@@ -22,7 +22,7 @@ namespace tapio::api {
 struct ContainerSnapshot {
   std::shared_ptr<const WorkloadIdentity> identity;  // never null
   MemoryUsage usage;
-  int64_t usage_time_unix_ns = 0;       // 0: never sampled
+  int64_t usage_time_unix_ns = 0;  // 0: never sampled
   std::optional<OomPrediction> prediction;
   int64_t prediction_time_unix_ns = 0;
 };
@@ -40,7 +40,7 @@ struct BpfProgramInfo {
   std::string name;          // "handle_mark_victim"
   std::string attach_point;  // "tp_btf/mark_victim"
   Status status = Status::kAttached;
-  std::string error;         // set when kFailed (or why a fallback was taken)
+  std::string error;  // set when kFailed (or why a fallback was taken)
 };
 
 struct AgentInfo {

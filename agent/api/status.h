@@ -2,9 +2,8 @@
 #ifndef TAPIO_AGENT_API_STATUS_H_
 #define TAPIO_AGENT_API_STATUS_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "grpcpp/support/status.h"
 
 namespace tapio::api {

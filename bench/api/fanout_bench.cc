@@ -88,8 +88,8 @@ void BM_FanOut(benchmark::State& state) {
     auto c = std::make_unique<Client>();
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
-    c->stub = v1::TapioService::NewStub(grpc::CreateCustomChannel(
-        (*server)->address(), grpc::InsecureChannelCredentials(), args));
+    c->stub = v1::TapioService::NewStub(
+        grpc::CreateCustomChannel((*server)->address(), grpc::InsecureChannelCredentials(), args));
     c->reader = c->stub->Subscribe(&c->context, v1::SubscribeRequest());
     if (i >= stalled) {
       Client* raw = c.get();
@@ -193,8 +193,8 @@ void BM_FanOut(benchmark::State& state) {
   if (!latencies.empty()) {
     std::sort(latencies.begin(), latencies.end());
     auto pct = [&](double p) {
-      return latencies[std::min(latencies.size() - 1,
-                                static_cast<size_t>(p * latencies.size()))] / 1e3;
+      return latencies[std::min(latencies.size() - 1, static_cast<size_t>(p * latencies.size()))] /
+             1e3;
     };
     state.counters["lat_p50_us"] = pct(0.50);
     state.counters["lat_p99_us"] = pct(0.99);

@@ -64,9 +64,9 @@ TEST(LabelSelectorTest, RequirementsAreAnded) {
 }
 
 TEST(LabelSelectorTest, MalformedSelectorsAreRejectedWithAReason) {
-  for (const char* bad : {"app in (", "app in ()", "app in x", "=web", "app=web,",
-                          "app=web extra", "-app=web", "app=we b", "a/b/c=x", "Upper.Case/x=1",
-                          "app in (a b)", "!", "app ~ web"}) {
+  for (const char* bad :
+       {"app in (", "app in ()", "app in x", "=web", "app=web,", "app=web extra", "-app=web",
+        "app=we b", "a/b/c=x", "Upper.Case/x=1", "app in (a b)", "!", "app ~ web"}) {
     auto s = LabelSelector::Parse(bad);
     EXPECT_FALSE(s.ok()) << "accepted: '" << bad << "'";
     if (!s.ok()) {

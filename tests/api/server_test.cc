@@ -32,10 +32,9 @@ using ::testing::HasSubstr;
 constexpr char kTapioctl[] = TAPIO_TAPIOCTL_BIN;
 const std::string kClientPy = std::string(TAPIO_SOURCE_DIR) + "/tests/api/client.py";
 
-std::shared_ptr<const WorkloadIdentity> Pod(const std::string& ns, const std::string& pod,
-                                            const std::string& container,
-                                            std::vector<std::pair<std::string, std::string>> labels =
-                                                {}) {
+std::shared_ptr<const WorkloadIdentity> Pod(
+    const std::string& ns, const std::string& pod, const std::string& container,
+    std::vector<std::pair<std::string, std::string>> labels = {}) {
   auto id = std::make_shared<WorkloadIdentity>();
   id->cgroup_id = std::hash<std::string>()(ns + pod + container) & 0xffffff;
   id->cgroup_path = absl::StrCat("/kubepods/burstable/pod-", pod, "/", container);
@@ -90,8 +89,8 @@ class ApiServerTest : public ::testing::Test {
     info.node = "node-a";
     info.kernel_release = "6.18.0";
     info.kernel_features = {{"btf", true, "/sys/kernel/btf/vmlinux"}, {"fentry", false, "EPERM"}};
-    info.programs = {{"handle_mark_victim", "tp_btf/mark_victim",
-                      BpfProgramInfo::Status::kAttached, ""}};
+    info.programs = {
+        {"handle_mark_victim", "tp_btf/mark_victim", BpfProgramInfo::Status::kAttached, ""}};
     info.config = {{"subscriber_queue", "4096"}};
     state_.SetInfo(info);
   }
@@ -161,7 +160,7 @@ TEST_F(ApiServerTest, AllowAndDenyFiltersApplyPerSubscriber) {
   bus_.Publish(UsageEvent(Pod("prod", "a", "c"), 1));                           // 2: type
   bus_.Publish(OomKillEvent(Pod("prod", "a", "c", {{"canary", "true"}}), 3));   // 3: denied
   bus_.Publish(OomKillEvent(Pod("prod", "b", "c", {{"canary", "false"}}), 4));  // 4: passes
-  bus_.Publish(OomKillEvent(Pod("prod", "d", "c"), 5));                          // 5: passes
+  bus_.Publish(OomKillEvent(Pod("prod", "d", "c"), 5));                         // 5: passes
 
   v1::Event e;
   ASSERT_TRUE(filtered->Read(&e));
@@ -209,6 +208,8 @@ TEST_F(ApiServerTest, ResumeBeyondTheReplayWindowSaysSoInBand) {
       grpc::CreateChannel((*server)->address(), grpc::InsecureChannelCredentials()));
   v1::SubscribeRequest req;
   req.set_resume_after(2);
+  // Loss notices come through even when the filter does not ask for events_lost.
+  req.add_allow()->add_event_types(v1::EVENT_TYPE_MEMORY_USAGE);
   grpc::ClientContext ctx;
   auto reader = stub->Subscribe(&ctx, req);
   v1::Event e;
@@ -466,8 +467,7 @@ TEST_F(ApiServerTest, StaleSocketIsReplacedAndALiveOneRefused) {
   const std::string path = dir_.path() + "/run/tapio.sock";
   {
     Subprocess py({"/usr/bin/python3", "-c",
-                   "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])",
-                   path},
+                   "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])", path},
                   dir_.path(), "bind");
     ASSERT_EQ(py.Wait(absl::Seconds(10)), 0) << py.err();
   }
@@ -503,8 +503,7 @@ TEST_F(ApiServerTest, BadOptionsAreRefusedNamingTheOption) {
        "grpc_tls_cert: cannot read"},
       {[](ApiServerOptions* o) { o->subscriber_queue = 0; }, "subscriber_queue"},
       {[](ApiServerOptions* o) { o->max_subscribers = 0; }, "max_subscribers"},
-      {[](ApiServerOptions* o) { o->coalesce_window = absl::Milliseconds(-1); },
-       "coalesce_window"},
+      {[](ApiServerOptions* o) { o->coalesce_window = absl::Milliseconds(-1); }, "coalesce_window"},
       {[](ApiServerOptions* o) { o->stream_thread_nice = 20; }, "stream_thread_nice"},
   };
   for (const Case& c : cases) {
@@ -533,10 +532,10 @@ TEST_F(ApiServerTest, InsecureTcpOnlyWhenAskedFor) {
 
 TEST_F(ApiServerTest, TapioctlWatchPrintsFilteredEventsAsJsonLines) {
   StartServer();
-  Subprocess watch({kTapioctl, "watch", "--address=" + server_->address(), "--output=json",
-                    "--namespace=prod", "--type=oom_kill", "--exclude_pod=*-debug", "--count=2",
-                    "--timeout=20s"},
-                   dir_.path(), "watch");
+  Subprocess watch(
+      {kTapioctl, "watch", "--address=" + server_->address(), "--output=json", "--namespace=prod",
+       "--type=oom_kill", "--exclude_pod=*-debug", "--count=2", "--timeout=20s"},
+      dir_.path(), "watch");
   ASSERT_TRUE(WaitSubscribers(1)) << watch.err();
   bus_.Publish(OomKillEvent(Pod("dev", "a", "c"), 1));
   bus_.Publish(OomKillEvent(Pod("prod", "a-debug", "c"), 2));
@@ -607,8 +606,8 @@ TEST_F(ApiServerTest, TapioctlInfoAndContainers) {
   ASSERT_EQ(info.Wait(absl::Seconds(20)), 0) << info.err();
   EXPECT_THAT(info.out(), HasSubstr("0.1.0-test"));
   EXPECT_THAT(info.out(), HasSubstr("tp_btf/mark_victim"));
-  Subprocess containers({kTapioctl, "containers", "--address=" + server_->address()},
-                        dir_.path(), "containers");
+  Subprocess containers({kTapioctl, "containers", "--address=" + server_->address()}, dir_.path(),
+                        "containers");
   ASSERT_EQ(containers.Wait(absl::Seconds(20)), 0) << containers.err();
   EXPECT_THAT(containers.out(), HasSubstr("prod/web-1/app"));
   EXPECT_THAT(containers.out(), HasSubstr("100.0MiB"));
@@ -662,8 +661,7 @@ TEST_F(ApiServerTest, HealthIsServingAndReflectionListsTheService) {
   EXPECT_EQ(unknown.Wait(absl::Seconds(30)), 1);
   EXPECT_THAT(unknown.err(), HasSubstr("NOT_FOUND"));
 
-  Subprocess services({"/usr/bin/python3", kClientPy, "services", "--address",
-                       server_->address()},
+  Subprocess services({"/usr/bin/python3", kClientPy, "services", "--address", server_->address()},
                       dir_.path(), "services");
   ASSERT_EQ(services.Wait(absl::Seconds(30)), 0) << services.err();
   auto names = nlohmann::json::parse(services.out())["services"];
@@ -733,10 +731,11 @@ TEST_F(MtlsTest, GoodClientCertIsAcceptedAndMissingOrForeignOnesRefused) {
   EXPECT_FALSE(plain->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info).ok());
 
   // tapioctl with the client certificate.
-  Subprocess ctl({kTapioctl, "info", "--address=" + server_->address(),
-                  "--tls_ca=" + dir_.path() + "/ca.crt", "--tls_cert=" + dir_.path() + "/client.crt",
-                  "--tls_key=" + dir_.path() + "/client.key", "--tls_server_name=localhost"},
-                 dir_.path(), "ctl");
+  Subprocess ctl(
+      {kTapioctl, "info", "--address=" + server_->address(), "--tls_ca=" + dir_.path() + "/ca.crt",
+       "--tls_cert=" + dir_.path() + "/client.crt", "--tls_key=" + dir_.path() + "/client.key",
+       "--tls_server_name=localhost"},
+      dir_.path(), "ctl");
   EXPECT_EQ(ctl.Wait(absl::Seconds(20)), 0) << ctl.err();
   EXPECT_THAT(ctl.out(), HasSubstr("0.1.0-test"));
 }

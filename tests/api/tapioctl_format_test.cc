@@ -1,6 +1,5 @@
 // tapioctl's flag -> request mapping and its output helpers.
 #include "cli/format.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
