@@ -570,6 +570,15 @@ TEST_F(ApiServerTest, TapioctlWatchTableIsReadable) {
   EXPECT_THAT(lines[1], HasSubstr("CRITICAL"));
 }
 
+TEST_F(ApiServerTest, TapioctlWatchTimeoutEndsCleanly) {
+  StartServer();
+  Subprocess watch({kTapioctl, "watch", "--address=" + server_->address(), "--timeout=300ms"},
+                   dir_.path(), "watch");
+  EXPECT_EQ(watch.Wait(absl::Seconds(20)), 0) << watch.err();
+  EXPECT_EQ(Lines(watch.out()).size(), 1u) << watch.out();  // the header only
+  EXPECT_TRUE(WaitSubscribers(0));
+}
+
 TEST_F(ApiServerTest, TapioctlShowsServerErrorsWithNonZeroExit) {
   StartServer();
   Subprocess bad({kTapioctl, "watch", "--address=" + server_->address(), "--selector=app in ("},
