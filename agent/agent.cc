@@ -174,7 +174,9 @@ absl::Status Agent::Start() {
                           absl::StrCat("--metrics_address: ", exporter.status().message()));
     }
     metrics_ = std::move(*exporter);
-    TAPIO_LOG(kInfo, "metrics on http://%s/metrics", options_.metrics_address);
+    // The bound port: with ":0" the kernel chose it.
+    const std::string host = options_.metrics_address.substr(0, options_.metrics_address.rfind(':'));
+    TAPIO_LOG(kInfo, "metrics on http://%s:%d/metrics", host, metrics_->port());
   }
   if (options_.api_enabled) {
     api::ApiServerOptions ao = options_.api;
