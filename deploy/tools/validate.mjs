@@ -60,7 +60,7 @@ function checkDaemonSet(ds, problems, where) {
     }
     for (const m of c.volumeMounts || []) {
       const vol = spec.volumes.find((v) => v.name === m.name);
-      const mustBeRo = ['/host/sys/fs/cgroup', '/host/proc', '/sys/kernel/tracing'];
+      const mustBeRo = ['/sys/fs/cgroup', '/host/proc', '/sys/kernel/tracing'];
       if (mustBeRo.includes(m.mountPath) && m.readOnly !== true) {
         problems.push(`${at}: ${m.mountPath} must be mounted read-only`);
       }

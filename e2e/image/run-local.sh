@@ -110,7 +110,6 @@ ctr -a "$sock" -n tapio run --rm --read-only "${seccomp[@]}" "${cap_flags[@]}" \
   --with-ns "pid:/proc/$$/ns/pid" \
   --mount type=bind,src=/sys/fs/bpf,dst=/sys/fs/bpf,options=rbind:rw \
   --mount type=bind,src=/sys/kernel/tracing,dst=/sys/kernel/tracing,options=rbind:ro \
-  --mount type=bind,src=/sys/fs/cgroup,dst=/host/sys/fs/cgroup,options=rbind:ro \
   --mount type=bind,src=/sys/fs/cgroup,dst=/sys/fs/cgroup,options=rbind:ro \
   --mount type=bind,src=/proc,dst=/host/proc,options=rbind:ro \
   --mount type=tmpfs,src=tmpfs,dst=/tmp,options=size=16m \
