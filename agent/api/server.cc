@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/api/convert.h"
+#include "agent/api/fanout.h"
 #include "agent/api/filter.h"
 #include "agent/api/status.h"
 #include "agent/core/log.h"
@@ -121,8 +122,9 @@ void LowerThreadPriority(int nice) {
 
 class ApiServer::Service final : public v1::TapioService::Service {
  public:
-  Service(const ApiServerOptions& options, EventBus* bus, AgentStateSource* state)
-      : options_(options), bus_(bus), state_(state) {}
+  Service(const ApiServerOptions& options, EventBus* bus, EventFanout* fanout,
+          AgentStateSource* state)
+      : options_(options), bus_(bus), fanout_(fanout), state_(state) {}
 
   grpc::Status Subscribe(grpc::ServerContext* context, const v1::SubscribeRequest* request,
                          grpc::ServerWriter<v1::Event>* writer) override {
@@ -143,9 +145,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
     auto shared_filter = std::make_shared<const EventFilter>(*std::move(filter));
     std::optional<uint64_t> resume_after;
     if (request->has_resume_after()) resume_after = request->resume_after();
-    auto sub = bus_->Subscribe(
-        [shared_filter](const Event& event) { return shared_filter->Matches(event); },
-        options_.subscriber_queue, resume_after);
+    auto sub = fanout_->Attach(shared_filter, options_.subscriber_queue, resume_after);
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) sub->Close();
@@ -202,7 +202,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
       }
     }
 
-    bus_->Unsubscribe(sub);
+    fanout_->Detach(sub);
     {
       absl::MutexLock lock(&mu_);
       live_.erase(std::remove(live_.begin(), live_.end(), sub), live_.end());
@@ -243,7 +243,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
     AgentInfoToProto(state_->GetAgentInfo(), response);
     if (response->node().empty()) response->set_node(options_.node_name);
     response->set_subscribers(static_cast<uint32_t>(std::max(active_.load(), 0)));
-    response->set_subscriber_drops_total(bus_->subscriber_drops_total());
+    response->set_subscriber_drops_total(fanout_->drops_total());
     response->set_last_seq(bus_->last_seq());
     response->set_oldest_retained_seq(bus_->oldest_retained_seq());
     return grpc::Status::OK;
@@ -263,12 +263,14 @@ class ApiServer::Service final : public v1::TapioService::Service {
     s.rejected_invalid_total = rejected_invalid_.load();
     s.rejected_exhausted_total = rejected_exhausted_.load();
     s.events_sent_total = events_sent_.load();
+    s.drops_total = fanout_->drops_total();
     return s;
   }
 
  private:
   const ApiServerOptions options_;
   EventBus* const bus_;
+  EventFanout* const fanout_;
   AgentStateSource* const state_;
   std::atomic<int> active_{0};
   std::atomic<uint64_t> subscribes_total_{0};
@@ -276,7 +278,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
   std::atomic<uint64_t> rejected_exhausted_{0};
   std::atomic<uint64_t> events_sent_{0};
   absl::Mutex mu_;
-  std::vector<std::shared_ptr<EventBus::Subscription>> live_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<StreamQueue>> live_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 
@@ -288,6 +290,9 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   }
   if (options.subscriber_queue < 1) {
     return absl::InvalidArgumentError("subscriber_queue: must be at least 1");
+  }
+  if (options.feed_queue < 1) {
+    return absl::InvalidArgumentError("feed_queue: must be at least 1");
   }
   if (options.max_subscribers < 1) {
     return absl::InvalidArgumentError("max_subscribers: must be at least 1");
@@ -362,7 +367,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
     }
   }
 
-  server->service_ = std::make_unique<Service>(options, bus, state);
+  server->fanout_ = std::make_unique<EventFanout>(bus, options.feed_queue);
+  server->service_ = std::make_unique<Service>(options, bus, server->fanout_.get(), state);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -393,11 +399,15 @@ ApiServer::~ApiServer() { Shutdown(); }
 
 void ApiServer::Shutdown() {
   if (shut_down_.exchange(true)) return;
-  if (!server_) return;
+  if (!server_) {
+    if (fanout_) fanout_->Stop();
+    return;
+  }
   service_->StopStreams();
   if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_->Wait();
+  fanout_->Stop();
   if (!unix_socket_path_.empty()) unlink(unix_socket_path_.c_str());
 }
 

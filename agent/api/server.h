@@ -1,7 +1,8 @@
 // ApiServer: the agent's gRPC endpoint (tapio.v1.TapioService, grpc.health.v1.Health, server
-// reflection). Each Subscribe stream owns one bounded EventBus subscription: a slow client loses
-// events (counted by the bus, told in-band as EventsLost) and never slows the pipeline or other
-// clients; a client that cancels or vanishes frees its subscription.
+// reflection). The server is one subscriber of the EventBus and fans events out to its streams
+// itself (EventFanout), so the pipeline's Publish costs the same for 1 or 100 streams. Each
+// stream has a bounded queue: a slow client loses events (counted, told in-band as EventsLost)
+// and never slows the pipeline or other clients; a client that cancels or vanishes frees it.
 //
 // Transport (ApiServerOptions::grpc_address):
 //  - "unix:///path" (default /run/tapio/tapio.sock): the directory is created (0755) if missing,
@@ -34,6 +35,8 @@ class Server;
 
 namespace tapio::api {
 
+class EventFanout;
+
 // Every field corresponds to one agent flag; the lead defines the flags in the agent's main.
 struct ApiServerOptions {
   std::string grpc_address = "unix:///run/tapio/tapio.sock";  // --grpc_address
@@ -42,8 +45,11 @@ struct ApiServerOptions {
   std::string tls_client_ca_path;  // --grpc_tls_client_ca: PEM CA bundle client certs must chain to
   bool insecure_tcp = false;       // --grpc_insecure_tcp: allow plaintext TCP (no TLS, no auth)
   size_t subscriber_queue = 4096;  // --subscriber_queue: events buffered per subscriber, >= 1
-  int max_subscribers = 64;        // --max_subscribers: concurrent Subscribe streams, >= 1
-  std::string node_name;           // Event.node in every event sent
+  // The server is one subscriber of the EventBus and fans out itself (agent/api/fanout.h): this
+  // is its bus queue. If the fan-out falls this far behind, every stream is told of the loss.
+  size_t feed_queue = 65536;
+  int max_subscribers = 64;  // --max_subscribers: concurrent Subscribe streams, >= 1
+  std::string node_name;     // Event.node in every event sent
   // While a stream is busy, its handler sleeps this long between drains of its queue instead of
   // being woken by every event: bounds wake-ups to one per window per subscriber, at the cost of
   // up to this much added latency under load (none when idle). 0 = wake per event. 0..100 ms.
@@ -66,6 +72,7 @@ struct ApiServerStats {
   uint64_t rejected_invalid_total = 0;    // INVALID_ARGUMENT answers (any method)
   uint64_t rejected_exhausted_total = 0;  // RESOURCE_EXHAUSTED answers
   uint64_t events_sent_total = 0;         // events written to streams
+  uint64_t drops_total = 0;               // events dropped for slow streams (and the feed)
 };
 
 class ApiServer {
@@ -91,7 +98,8 @@ class ApiServer {
   ApiServer() = default;
 
   std::string address_;
-  std::string unix_socket_path_;  // "" for TCP
+  std::string unix_socket_path_;         // "" for TCP
+  std::unique_ptr<EventFanout> fanout_;  // outlives service_ and server_
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<bool> shut_down_{false};

@@ -9,7 +9,8 @@
 //   publish_per_s    events the publisher thread got through Publish() per second
 //   delivered_per_s  events received by all reading clients together, per second
 //   per_reader_per_s delivered_per_s / reading clients
-//   drops            events dropped for slow subscribers (EventBus::subscriber_drops_total)
+//   drops            events dropped for slow subscribers (ApiServerStats::drops_total)
+//   feed_drops       of those, events the server's own bus feed dropped (fan-out too slow)
 //   lat_p50_us / lat_p99_us / lat_max_us   publish -> client Read() returned, over every event
 //                    every reading client received (wall clock, same host)
 //
@@ -109,7 +110,7 @@ void BM_FanOut(benchmark::State& state) {
     }
     clients.push_back(std::move(c));
   }
-  while (bus.subscriber_count() < static_cast<size_t>(subscribers)) {
+  while ((*server)->stats().subscribers < static_cast<uint64_t>(subscribers)) {
     absl::SleepFor(absl::Milliseconds(1));
   }
 
@@ -138,7 +139,7 @@ void BM_FanOut(benchmark::State& state) {
     for (int phase = 0; phase < 2; ++phase) {
       const absl::Duration span = phase == 0 ? kWarmup : kDuration;
       if (phase == 1) {
-        drops_before = bus.subscriber_drops_total();
+        drops_before = (*server)->stats().drops_total;
         measuring = true;
       }
       const absl::Time start = absl::Now();
@@ -169,7 +170,8 @@ void BM_FanOut(benchmark::State& state) {
     }
     measuring = false;
   }
-  const uint64_t drops = bus.subscriber_drops_total() - drops_before;
+  const uint64_t drops = (*server)->stats().drops_total - drops_before;
+  const uint64_t feed_drops = bus.subscriber_drops_total();
   absl::SleepFor(absl::Milliseconds(200));  // let in-flight events arrive (not counted)
   (*server)->Shutdown();
   std::vector<int64_t> latencies;
@@ -190,6 +192,7 @@ void BM_FanOut(benchmark::State& state) {
   state.counters["delivered_per_s"] = delivered / seconds;
   state.counters["per_reader_per_s"] = readers > 0 ? delivered / seconds / readers : 0;
   state.counters["drops"] = static_cast<double>(drops);
+  state.counters["feed_drops"] = static_cast<double>(feed_drops);
   if (!latencies.empty()) {
     std::sort(latencies.begin(), latencies.end());
     auto pct = [&](double p) {
