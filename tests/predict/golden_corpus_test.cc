@@ -61,6 +61,17 @@ TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegat
     auto det = MakeDetector(DetectorKind::kModel, &params);
     TraceResult r = ScoreTrace(*trace, det.get(),
                                trace->header.oom_time_ms ? ClassGroup::kPredictable : ClassGroup::kNegative);
+    if (trace->header.workload_class == "kernel_sawtooth_stable") {
+      // Known ambiguity (docs/prediction.md, "Known limits"): the heap's first fill rises from
+      // nothing to 81% of the limit at the same rate as the 1 MiB/s leak in kernel_leak.jsonl;
+      // until the first collection no causal model can tell them apart. The early-rise rule
+      // chooses the warning: one raise in the first cycle, none once the sawtooth is known.
+      EXPECT_LE(r.false_alarms, 1) << entry.path();
+      for (int64_t t : r.raise_times_ms) {
+        EXPECT_LT(t - trace->samples.front().time_ms, 205000) << entry.path() << ": raise after the first GC";
+      }
+      continue;
+    }
     EXPECT_EQ(r.false_alarms, 0) << entry.path();
     if (trace->header.oom_time_ms) {
       EXPECT_TRUE(r.detected) << entry.path();
