@@ -9,7 +9,9 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
 namespace tapio::testing {
@@ -28,6 +30,12 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
       absl::StrCat("--grpc_address=unix:///tmp/tapio-test-", getpid(), "-", counter++, ".sock"),
       "--metrics_address=127.0.0.1:0"};
   argv.insert(argv.end(), args.begin(), args.end());
+  // The last --grpc_address wins, as in the agent's flag parsing.
+  std::string grpc_address;
+  for (const auto& a : argv) {
+    absl::string_view v(a);
+    if (absl::ConsumePrefix(&v, "--grpc_address=")) grpc_address = std::string(v);
+  }
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -43,6 +51,7 @@ absl::StatusOr<std::unique_ptr<AgentProcess>> AgentProcess::Start(
   close(err[1]);
   std::unique_ptr<AgentProcess> p(new AgentProcess());
   p->pid_ = pid;
+  p->grpc_address_ = grpc_address;
   p->out_reader_ = std::thread(&AgentProcess::ReadLoop, p.get(), out[0], true);
   p->err_reader_ = std::thread(&AgentProcess::ReadLoop, p.get(), err[0], false);
   const absl::Time deadline = absl::Now() + ready_timeout;
@@ -118,6 +127,35 @@ absl::StatusOr<nlohmann::json> AgentProcess::WaitFor(
   return absl::DeadlineExceededError("no matching event");
 }
 
+std::string AgentProcess::grpc_socket_path() const {
+  absl::string_view v(grpc_address_);
+  if (absl::ConsumePrefix(&v, "unix://") || absl::ConsumePrefix(&v, "unix:")) {
+    return std::string(v);
+  }
+  return "";
+}
+
+absl::StatusOr<int> AgentProcess::MetricsPort() const {
+  const std::string log = Log();
+  constexpr absl::string_view kMarker = "metrics on http://";
+  const size_t at = absl::string_view(log).find(kMarker);
+  if (at == std::string::npos) return absl::NotFoundError("no \"metrics on\" line in the log");
+  const size_t end = log.find('\n', at);
+  absl::string_view url =
+      absl::string_view(log).substr(at + kMarker.size(), end == std::string::npos
+                                                              ? std::string::npos
+                                                              : end - at - kMarker.size());
+  const size_t slash = url.find('/');
+  absl::string_view host_port = url.substr(0, slash);
+  const size_t colon = host_port.rfind(':');
+  int port = 0;
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port <= 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat("bad metrics url in the log: ", url));
+  }
+  return port;
+}
+
 std::vector<nlohmann::json> AgentProcess::Events() const {
   absl::MutexLock lock(&mu_);
   return events_;
@@ -128,8 +166,22 @@ std::string AgentProcess::Log() const {
   return log_;
 }
 
+bool AgentProcess::Running() {
+  if (pid_ <= 0) return false;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    exit_status_ = status;
+    return false;
+  }
+  return true;
+}
+
 absl::StatusOr<int> AgentProcess::Stop(absl::Duration timeout) {
-  if (pid_ <= 0) return absl::FailedPreconditionError("not running");
+  if (pid_ <= 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("not running (exit status ", exit_status_, ")"));
+  }
   kill(pid_, SIGTERM);
   const absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

@@ -32,6 +32,17 @@ class AgentProcess {
   std::vector<nlohmann::json> Events() const;
   std::string Log() const;
   pid_t pid() const { return pid_; }
+  // The gRPC target the agent was told to serve on ("unix:///tmp/tapio-test-<pid>-<n>.sock" unless
+  // `args` gave another --grpc_address): what a client dials.
+  const std::string& grpc_address() const { return grpc_address_; }
+  // The unix socket path of grpc_address() ("" when it is not a unix: target).
+  std::string grpc_socket_path() const;
+  // The TCP port the metrics server really listens on, from the agent's start-up log line
+  // "metrics on http://<host>:<port>/metrics" (the agent logs the bound port, so
+  // --metrics_address=127.0.0.1:0 works). NotFound when metrics are off or the line is missing.
+  absl::StatusOr<int> MetricsPort() const;
+  // True while the agent process has not exited (reaps it, without blocking, if it has).
+  bool Running();
   // SIGTERM, wait; returns the exit status (as from waitpid).
   absl::StatusOr<int> Stop(absl::Duration timeout = absl::Seconds(20));
 
@@ -40,6 +51,8 @@ class AgentProcess {
   void ReadLoop(int fd, bool is_stdout);
 
   pid_t pid_ = -1;
+  std::string grpc_address_;
+  int exit_status_ = -1;  // waitpid status once Running() saw the exit
   std::thread out_reader_, err_reader_;
   mutable absl::Mutex mu_;
   std::vector<nlohmann::json> events_ ABSL_GUARDED_BY(mu_);
