@@ -157,7 +157,20 @@ std::shared_ptr<StreamQueue> EventFanout::Attach(std::shared_ptr<const EventFilt
                       kReplayQueue, resume_after);
   std::vector<EventPtr> replay;
   while (EventPtr e = replay_sub->Next(absl::ZeroDuration())) {
-    if (e->seq != 0 && e->seq > seam) break;
+    if (e->seq == 0) {
+      const auto& lost = std::get<EventsLost>(e->payload);
+      if (lost.source == "replay") {
+        // The bus says what left its ring; events above the seam still reach this stream from
+        // the dispatcher (they may sit in the feed queue), so only the part <= seam is lost.
+        const uint64_t last = std::min(lost.last_seq, seam);
+        if (last < lost.first_seq) continue;
+        auto notice = std::make_shared<Event>(*e);
+        notice->payload = EventsLost{"replay", last - lost.first_seq + 1, lost.first_seq, last};
+        e = std::move(notice);
+      }
+    } else if (e->seq > seam) {
+      break;
+    }
     replay.push_back(std::move(e));
   }
   bus_->Unsubscribe(replay_sub);
@@ -179,6 +192,11 @@ void EventFanout::Detach(const std::shared_ptr<StreamQueue>& stream) {
 size_t EventFanout::stream_count() const {
   absl::MutexLock lock(&mu_);
   return streams_.size();
+}
+
+uint64_t EventFanout::dispatched_seq() const {
+  absl::MutexLock lock(&mu_);
+  return last_dispatched_seq_;
 }
 
 uint64_t EventFanout::drops_total() const {

@@ -82,6 +82,9 @@ class EventFanout {
   void Stop();
 
   size_t stream_count() const;
+  // The last bus sequence number the dispatcher has handed to the streams (lag = bus last_seq
+  // minus this).
+  uint64_t dispatched_seq() const;
   // Dropped for streams (their queues and the feed's), over current and past streams.
   uint64_t drops_total() const;
 

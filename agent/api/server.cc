@@ -264,6 +264,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
     s.rejected_exhausted_total = rejected_exhausted_.load();
     s.events_sent_total = events_sent_.load();
     s.drops_total = fanout_->drops_total();
+    s.dispatched_seq = fanout_->dispatched_seq();
     return s;
   }
 

@@ -72,6 +72,7 @@ struct ApiServerStats {
   uint64_t rejected_invalid_total = 0;    // INVALID_ARGUMENT answers (any method)
   uint64_t rejected_exhausted_total = 0;  // RESOURCE_EXHAUSTED answers
   uint64_t events_sent_total = 0;         // events written to streams
+  uint64_t dispatched_seq = 0;            // last bus seq the fan-out handed to the streams
   uint64_t drops_total = 0;               // events dropped for slow streams (and the feed)
 };
 
