@@ -35,9 +35,8 @@ class ThresholdDetector : public Detector {
  public:
   Verdict Update(const MemorySample& s) override {
     Verdict v;
-    v.at_risk = s.limit_bytes > 0 &&
-                static_cast<double>(predict::NonReclaimableBytes(s)) >=
-                    0.9 * static_cast<double>(s.limit_bytes);
+    v.at_risk = s.limit_bytes > 0 && static_cast<double>(predict::NonReclaimableBytes(s)) >=
+                                         0.9 * static_cast<double>(s.limit_bytes);
     return v;
   }
 };
@@ -123,7 +122,8 @@ EvalReport BuildReport(std::array<std::vector<TraceResult>, kDetectorCount> resu
     for (int lead = 0; lead <= 600; lead += 5) {
       double n = 0;
       for (double l : report.lead_sorted[d]) n += (l >= lead && l > 0) ? 1 : 0;
-      report.recall_curve[d].push_back(positives.empty() ? 0 : n / static_cast<double>(positives.size()));
+      report.recall_curve[d].push_back(
+          positives.empty() ? 0 : n / static_cast<double>(positives.size()));
     }
   }
   return report;
@@ -140,18 +140,24 @@ const EvalReport::Row* FindRow(const EvalReport& r, int d, const std::string& na
 
 std::string_view DetectorName(DetectorKind k) {
   switch (k) {
-    case DetectorKind::kModel: return "tapio";
-    case DetectorKind::kThreshold: return "threshold90";
-    case DetectorKind::kUsageTrend: return "usage_trend";
+    case DetectorKind::kModel:
+      return "tapio";
+    case DetectorKind::kThreshold:
+      return "threshold90";
+    case DetectorKind::kUsageTrend:
+      return "usage_trend";
   }
   return "unknown";
 }
 
 std::unique_ptr<Detector> MakeDetector(DetectorKind kind, const predict::ModelParams* params) {
   switch (kind) {
-    case DetectorKind::kModel: return std::make_unique<ModelDetector>(params);
-    case DetectorKind::kThreshold: return std::make_unique<ThresholdDetector>();
-    case DetectorKind::kUsageTrend: return std::make_unique<UsageTrendDetector>();
+    case DetectorKind::kModel:
+      return std::make_unique<ModelDetector>(params);
+    case DetectorKind::kThreshold:
+      return std::make_unique<ThresholdDetector>();
+    case DetectorKind::kUsageTrend:
+      return std::make_unique<UsageTrendDetector>();
   }
   return nullptr;
 }
@@ -223,7 +229,8 @@ Summary Summarize(const std::vector<const TraceResult*>& results) {
   s.lead_p10_s = Percentile(leads, 0.1);
   s.lead_p50_s = Percentile(leads, 0.5);
   s.lead_p90_s = Percentile(leads, 0.9);
-  s.false_alarms_per_hour = s.container_hours > 0 ? static_cast<double>(s.false_alarms) / s.container_hours : 0;
+  s.false_alarms_per_hour =
+      s.container_hours > 0 ? static_cast<double>(s.false_alarms) / s.container_hours : 0;
   s.tto_error_p50_s = errors.empty() ? -1 : Percentile(errors, 0.5);
   return s;
 }
@@ -247,8 +254,8 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
   std::array<std::vector<TraceResult>, kDetectorCount> results;
   for (int c = 0; c < kWorkloadClassCount; ++c) {
     for (int64_t i = 0; i < options.seeds_per_class; ++i) {
-      MemcgSimulator sim(static_cast<WorkloadClass>(c), options.seed_base + static_cast<uint64_t>(i),
-                         3600, options.noise_scale);
+      MemcgSimulator sim(static_cast<WorkloadClass>(c),
+                         options.seed_base + static_cast<uint64_t>(i), 3600, options.noise_scale);
       predict::Trace trace = options.cadence_ms > 0
                                  ? GenerateTrace(sim, options.cadence_ms, sim.seed() * 7919 % 1000)
                                  : SampleAdaptively(sim, params);
@@ -258,8 +265,8 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
       }
     }
   }
-  return BuildReport(std::move(results),
-                     options.seed_base >= kTestSeedBase ? "test" : "tune", options.seeds_per_class);
+  return BuildReport(std::move(results), options.seed_base >= kTestSeedBase ? "test" : "tune",
+                     options.seeds_per_class);
 }
 
 EvalReport EvaluateTraces(const predict::ModelParams& params,
@@ -297,14 +304,16 @@ std::vector<std::string> CheckGoals(const EvalReport& report) {
                                          row.name, s.false_alarms_per_hour));
       }
       if (row.name == "page_cache_at_limit" && s.false_alarms > 0) {
-        misses.push_back(absl::StrFormat("page_cache_at_limit: %d false alarms, want 0", s.false_alarms));
+        misses.push_back(
+            absl::StrFormat("page_cache_at_limit: %d false alarms, want 0", s.false_alarms));
       }
     }
   }
   const EvalReport::Row* neg = FindRow(report, m, "pooled:negative");
   if (neg && neg->summary.false_alarms_per_hour > 0.05) {
-    misses.push_back(absl::StrFormat("pooled negatives: %.3f false alarms per container-hour > 0.05",
-                                     neg->summary.false_alarms_per_hour));
+    misses.push_back(
+        absl::StrFormat("pooled negatives: %.3f false alarms per container-hour > 0.05",
+                        neg->summary.false_alarms_per_hour));
   }
   // Better than each baseline: at least its pooled recall@30s and at most its false-alarm rate
   // on negatives, strictly better in one of the two.
@@ -327,21 +336,29 @@ std::vector<std::string> CheckGoals(const EvalReport& report) {
 std::string ReportToMarkdown(const EvalReport& report) {
   std::string out;
   for (int d = 0; d < kDetectorCount; ++d) {
-    absl::StrAppend(&out, "#### ", std::string(DetectorName(static_cast<DetectorKind>(d))), " (", report.split,
-                    " split", report.seeds_per_class ? absl::StrCat(", ", report.seeds_per_class, " seeds per class") : "",
+    absl::StrAppend(&out, "#### ", std::string(DetectorName(static_cast<DetectorKind>(d))), " (",
+                    report.split, " split",
+                    report.seeds_per_class
+                        ? absl::StrCat(", ", report.seeds_per_class, " seeds per class")
+                        : "",
                     ")\n\n");
-    out += "| class | group | traces | recall@5s | @10s | @30s | @60s | lead p10 / p50 / p90 (s) | "
-           "false alarms | per container-hour | TTO error p50 (s) |\n";
+    out +=
+        "| class | group | traces | recall@5s | @10s | @30s | @60s | lead p10 / p50 / p90 (s) | "
+        "false alarms | per container-hour | TTO error p50 (s) |\n";
     out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& row : report.rows[d]) {
       const Summary& s = row.summary;
       bool pos = s.positives > 0;
-      auto pct = [&](double v) { return pos ? absl::StrFormat("%.0f%%", 100 * v) : std::string("-"); };
-      std::string name = row.name.rfind("pooled:", 0) == 0 ? absl::StrCat("**", row.name, "**") : row.name;
+      auto pct = [&](double v) {
+        return pos ? absl::StrFormat("%.0f%%", 100 * v) : std::string("-");
+      };
+      std::string name =
+          row.name.rfind("pooled:", 0) == 0 ? absl::StrCat("**", row.name, "**") : row.name;
       absl::StrAppend(
           &out, "| ", name, " | ", row.group, " | ", s.traces, " | ", pct(s.recall[0]), " | ",
           pct(s.recall[1]), " | ", pct(s.recall[2]), " | ", pct(s.recall[3]), " | ",
-          pos ? absl::StrFormat("%.0f / %.0f / %.0f", s.lead_p10_s, s.lead_p50_s, s.lead_p90_s) : "-",
+          pos ? absl::StrFormat("%.0f / %.0f / %.0f", s.lead_p10_s, s.lead_p50_s, s.lead_p90_s)
+              : "-",
           " | ", s.false_alarms, " | ", absl::StrFormat("%.3f", s.false_alarms_per_hour), " | ",
           s.tto_error_p50_s >= 0 ? absl::StrFormat("%.0f", s.tto_error_p50_s) : "-", " |\n");
     }
@@ -387,25 +404,32 @@ std::string RecallPlotSvg(const EvalReport& report) {
   static const char* kColors[] = {"#d62728", "#1f77b4", "#2ca02c"};
   std::string out = absl::StrFormat(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+      "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" "
+      "fill=\"white\"/>\n",
       w, h);
-  absl::StrAppend(&out, absl::StrFormat(
-                            "<text x=\"%.0f\" y=\"20\" font-size=\"14\">Recall vs lead time, positive "
-                            "traces (%s split)</text>\n",
-                            left, report.split));
+  absl::StrAppend(
+      &out,
+      absl::StrFormat("<text x=\"%.0f\" y=\"20\" font-size=\"14\">Recall vs lead time, positive "
+                      "traces (%s split)</text>\n",
+                      left, report.split));
   for (int i = 0; i <= 10; ++i) {
     double y = top + ph - ph * i / 10.0;
-    absl::StrAppend(&out, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%d%%</text>\n",
-                                          left, y, left + pw, y, left - 5, y + 4, i * 10));
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%d%%</text>\n",
+                        left, y, left + pw, y, left - 5, y + 4, i * 10));
   }
   for (int lead = 0; lead <= 600; lead += 60) {
     double x = left + pw * lead / 600.0;
-    absl::StrAppend(&out, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
-                                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
-                                          x, top, x, top + ph, x, top + ph + 15, lead));
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>"
+                        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%d</text>\n",
+                        x, top, x, top + ph, x, top + ph + 15, lead));
   }
-  absl::StrAppend(&out, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">lead time before the OOM kill (s)</text>\n",
+  absl::StrAppend(&out, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">lead "
+                                        "time before the OOM kill (s)</text>\n",
                                         left + pw / 2, h - 10));
   const int m = static_cast<int>(DetectorKind::kModel);
   (void)m;
@@ -416,16 +440,21 @@ std::string RecallPlotSvg(const EvalReport& report) {
       double y = top + ph - ph * report.recall_curve[d][i];
       absl::StrAppend(&pts, absl::StrFormat("%.1f,%.1f ", x, y));
     }
-    absl::StrAppend(&out, absl::StrFormat("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n",
-                                          kColors[d], pts));
+    absl::StrAppend(
+        &out, absl::StrFormat(
+                  "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n",
+                  kColors[d], pts));
     const EvalReport::Row* neg = FindRow(report, d, "pooled:negative");
     double fa = neg ? neg->summary.false_alarms_per_hour : 0;
     double ly = top + 20 + 40.0 * d;
-    absl::StrAppend(&out, absl::StrFormat(
-                              "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>"
-                              "<text x=\"%.1f\" y=\"%.1f\">%s</text><text x=\"%.1f\" y=\"%.1f\" font-size=\"10\">%.3f false alarms/h</text>\n",
-                              left + pw + 10, ly, left + pw + 30, ly, kColors[d], left + pw + 35, ly + 4,
-                              DetectorName(static_cast<DetectorKind>(d)), left + pw + 35, ly + 18, fa));
+    absl::StrAppend(
+        &out,
+        absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+                        "stroke-width=\"2\"/>"
+                        "<text x=\"%.1f\" y=\"%.1f\">%s</text><text x=\"%.1f\" y=\"%.1f\" "
+                        "font-size=\"10\">%.3f false alarms/h</text>\n",
+                        left + pw + 10, ly, left + pw + 30, ly, kColors[d], left + pw + 35, ly + 4,
+                        DetectorName(static_cast<DetectorKind>(d)), left + pw + 35, ly + 18, fa));
   }
   out += "</svg>\n";
   return out;
@@ -444,35 +473,51 @@ std::string TracePlotSvg(const predict::Trace& trace, const TraceResult& model_r
   auto X = [&](double t) { return left + pw * (t - t0) / (t1 - t0); };
   auto Y = [&](double f) { return top + ph - ph * std::clamp(f, 0.0, 1.05) / 1.05; };
   std::string out = absl::StrFormat(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "font-family=\"sans-serif\" "
       "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
       "<text x=\"%.0f\" y=\"20\" font-size=\"14\">%s</text>\n",
       w, h, left, title);
   for (int64_t raise : model_result.raise_times_ms) {
-    absl::StrAppend(&out, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" stroke-dasharray=\"4,3\"/>"
-                                          "<text x=\"%.1f\" y=\"%.1f\" fill=\"#d62728\">alarm</text>\n",
-                                          X(static_cast<double>(raise)), top, X(static_cast<double>(raise)), top + ph,
-                                          X(static_cast<double>(raise)) + 3, top + 12));
+    absl::StrAppend(
+        &out, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                              "stroke=\"#d62728\" stroke-dasharray=\"4,3\"/>"
+                              "<text x=\"%.1f\" y=\"%.1f\" fill=\"#d62728\">alarm</text>\n",
+                              X(static_cast<double>(raise)), top, X(static_cast<double>(raise)),
+                              top + ph, X(static_cast<double>(raise)) + 3, top + 12));
   }
   if (trace.header.oom_time_ms) {
-    absl::StrAppend(&out, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">OOM kill</text>\n",
-                                          X(t1), top - 4));
+    absl::StrAppend(
+        &out, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">OOM kill</text>\n",
+                              X(t1), top - 4));
   }
-  absl::StrAppend(&out, absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>"
-                                        "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">limit</text>\n",
-                                        left, Y(1), left + pw, Y(1), left - 5, Y(1) + 4));
+  absl::StrAppend(
+      &out,
+      absl::StrFormat("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"black\"/>"
+                      "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">limit</text>\n",
+                      left, Y(1), left + pw, Y(1), left - 5, Y(1) + 4));
   std::string nr, usage;
   size_t step = std::max<size_t>(1, trace.samples.size() / 800);
   for (size_t i = 0; i < trace.samples.size(); i += step) {
     const MemorySample& s = trace.samples[i];
     double x = X(static_cast<double>(s.time_ms));
-    absl::StrAppend(&nr, absl::StrFormat("%.1f,%.1f ", x, Y(static_cast<double>(predict::NonReclaimableBytes(s)) / limit)));
-    absl::StrAppend(&usage, absl::StrFormat("%.1f,%.1f ", x, Y(static_cast<double>(s.usage_bytes) / limit)));
+    absl::StrAppend(
+        &nr, absl::StrFormat("%.1f,%.1f ", x,
+                             Y(static_cast<double>(predict::NonReclaimableBytes(s)) / limit)));
+    absl::StrAppend(
+        &usage, absl::StrFormat("%.1f,%.1f ", x, Y(static_cast<double>(s.usage_bytes) / limit)));
   }
-  absl::StrAppend(&out, absl::StrFormat("<polyline fill=\"none\" stroke=\"#aaa\" stroke-width=\"1\" points=\"%s\"/>\n", usage));
-  absl::StrAppend(&out, absl::StrFormat("<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"%s\"/>\n", nr));
-  absl::StrAppend(&out, absl::StrFormat(
-                            "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">time (s), %.0f s shown; blue: non-reclaimable, grey: usage (share of limit)</text>\n",
+  absl::StrAppend(
+      &out,
+      absl::StrFormat(
+          "<polyline fill=\"none\" stroke=\"#aaa\" stroke-width=\"1\" points=\"%s\"/>\n", usage));
+  absl::StrAppend(
+      &out,
+      absl::StrFormat(
+          "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"%s\"/>\n", nr));
+  absl::StrAppend(
+      &out, absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">time (s), %.0f s "
+                            "shown; blue: non-reclaimable, grey: usage (share of limit)</text>\n",
                             left + pw / 2, h - 10, (t1 - t0) / 1000));
   out += "</svg>\n";
   return out;

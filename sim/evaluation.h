@@ -54,12 +54,12 @@ std::unique_ptr<Detector> MakeDetector(DetectorKind kind, const predict::ModelPa
 struct TraceResult {
   std::string workload_class;
   ClassGroup group = ClassGroup::kNegative;
-  bool positive = false;        // the label says OOM
-  double duration_s = 0;        // replayed span
+  bool positive = false;  // the label says OOM
+  double duration_s = 0;  // replayed span
   int64_t samples = 0;
   bool detected = false;
   double lead_s = 0;
-  double tto_error_s = -1;      // -1 when not detected or the detector gives no estimate
+  double tto_error_s = -1;  // -1 when not detected or the detector gives no estimate
   int64_t raises = 0;
   int64_t false_alarms = 0;
   std::vector<int64_t> raise_times_ms;
@@ -84,7 +84,7 @@ struct EvalReport {
   int64_t seeds_per_class = 0;
   // [detector][row]: one row per class present, then pooled rows.
   struct Row {
-    std::string name;   // class name or "pooled:<group>" / "pooled:positives"
+    std::string name;  // class name or "pooled:<group>" / "pooled:positives"
     std::string group;
     Summary summary;
   };

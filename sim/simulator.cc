@@ -31,7 +31,9 @@ double Normal(uint64_t key) {
 class Draws {
  public:
   explicit Draws(uint64_t seed) : state_(SplitMix64(seed * 0x2545f4914f6cdd1dULL + 17)) {}
-  double Uniform(double lo, double hi) { return lo + (hi - lo) * Unit(state_ + (n_++) * 0x9e37ULL); }
+  double Uniform(double lo, double hi) {
+    return lo + (hi - lo) * Unit(state_ + (n_++) * 0x9e37ULL);
+  }
 
  private:
   uint64_t state_;
@@ -44,16 +46,26 @@ double Frac(double x) { return x - std::floor(x); }
 
 std::string_view WorkloadClassName(WorkloadClass c) {
   switch (c) {
-    case WorkloadClass::kLinearLeak: return "linear_leak";
-    case WorkloadClass::kAcceleratingGrowth: return "accelerating_growth";
-    case WorkloadClass::kGcRisingFloor: return "gc_rising_floor";
-    case WorkloadClass::kGcStablePeak: return "gc_stable_peak";
-    case WorkloadClass::kStepSpike: return "step_spike";
-    case WorkloadClass::kSteadyNoise: return "steady_noise";
-    case WorkloadClass::kPageCacheAtLimit: return "page_cache_at_limit";
-    case WorkloadClass::kTmpfsGrowth: return "tmpfs_growth";
-    case WorkloadClass::kThrashing: return "thrashing";
-    case WorkloadClass::kMultiPhaseBatch: return "multi_phase_batch";
+    case WorkloadClass::kLinearLeak:
+      return "linear_leak";
+    case WorkloadClass::kAcceleratingGrowth:
+      return "accelerating_growth";
+    case WorkloadClass::kGcRisingFloor:
+      return "gc_rising_floor";
+    case WorkloadClass::kGcStablePeak:
+      return "gc_stable_peak";
+    case WorkloadClass::kStepSpike:
+      return "step_spike";
+    case WorkloadClass::kSteadyNoise:
+      return "steady_noise";
+    case WorkloadClass::kPageCacheAtLimit:
+      return "page_cache_at_limit";
+    case WorkloadClass::kTmpfsGrowth:
+      return "tmpfs_growth";
+    case WorkloadClass::kThrashing:
+      return "thrashing";
+    case WorkloadClass::kMultiPhaseBatch:
+      return "multi_phase_batch";
   }
   return "unknown";
 }
@@ -84,9 +96,12 @@ ClassGroup GroupOf(WorkloadClass c) {
 
 std::string_view ClassGroupName(ClassGroup g) {
   switch (g) {
-    case ClassGroup::kPredictable: return "predictable";
-    case ClassGroup::kFastRamp: return "fast_ramp";
-    case ClassGroup::kNegative: return "negative";
+    case ClassGroup::kPredictable:
+      return "predictable";
+    case ClassGroup::kFastRamp:
+      return "fast_ramp";
+    case ClassGroup::kNegative:
+      return "negative";
   }
   return "unknown";
 }
@@ -140,9 +155,9 @@ MemcgSimulator::MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_dura
       break;
     }
     case WorkloadClass::kStepSpike:
-      p_[0] = d.Uniform(0.25, 0.5);   // base
-      p_[1] = d.Uniform(300, 2400);   // spike start
-      p_[2] = d.Uniform(10, 40);      // seconds from base to the limit
+      p_[0] = d.Uniform(0.25, 0.5);  // base
+      p_[1] = d.Uniform(300, 2400);  // spike start
+      p_[2] = d.Uniform(10, 40);     // seconds from base to the limit
       break;
     case WorkloadClass::kSteadyNoise:
       p_[0] = d.Uniform(0.85, 0.94);
@@ -173,8 +188,17 @@ MemcgSimulator::MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_dura
       double t5 = t4 + d.Uniform(120, 480);
       double t6 = t5 + 5, l6 = d.Uniform(0.1, 0.25);
       double grow_s = d.Uniform(300, 1200);
-      p_[1] = t1; p_[2] = l1; p_[3] = t2; p_[4] = t3; p_[5] = l3; p_[6] = t4; p_[7] = l4;
-      p_[8] = t5; p_[9] = t6; p_[10] = l6; p_[11] = (1.05 - l6) / grow_s;
+      p_[1] = t1;
+      p_[2] = l1;
+      p_[3] = t2;
+      p_[4] = t3;
+      p_[5] = l3;
+      p_[6] = t4;
+      p_[7] = l4;
+      p_[8] = t5;
+      p_[9] = t6;
+      p_[10] = l6;
+      p_[11] = (1.05 - l6) / grow_s;
       break;
     }
   }
@@ -210,7 +234,8 @@ MemcgSimulator::MemcgSimulator(WorkloadClass cls, uint64_t seed, double max_dura
 
 double MemcgSimulator::Smooth(double t) const {
   double v = 0;
-  for (int i = 0; i < 3; ++i) v += sine_amp_[i] * std::sin(2 * kPi * t / sine_period_s_[i] + sine_phase_[i]);
+  for (int i = 0; i < 3; ++i)
+    v += sine_amp_[i] * std::sin(2 * kPi * t / sine_period_s_[i] + sine_phase_[i]);
   return v;
 }
 
@@ -249,13 +274,20 @@ double MemcgSimulator::NonReclaimableFraction(double t) const {
       auto lerp = [](double t, double t0, double l0, double t1, double l1) {
         return l0 + (l1 - l0) * (t - t0) / (t1 - t0);
       };
-      if (t < p_[1]) nr = lerp(t, 0, p_[0], p_[1], p_[2]);
-      else if (t < p_[3]) nr = p_[2];
-      else if (t < p_[4]) nr = lerp(t, p_[3], p_[2], p_[4], p_[5]);
-      else if (t < p_[6]) nr = lerp(t, p_[4], p_[5], p_[6], p_[7]);
-      else if (t < p_[8]) nr = p_[7];
-      else if (t < p_[9]) nr = lerp(t, p_[8], p_[7], p_[9], p_[10]);
-      else nr = p_[10] + p_[11] * (t - p_[9]);
+      if (t < p_[1])
+        nr = lerp(t, 0, p_[0], p_[1], p_[2]);
+      else if (t < p_[3])
+        nr = p_[2];
+      else if (t < p_[4])
+        nr = lerp(t, p_[3], p_[2], p_[4], p_[5]);
+      else if (t < p_[6])
+        nr = lerp(t, p_[4], p_[5], p_[6], p_[7]);
+      else if (t < p_[8])
+        nr = p_[7];
+      else if (t < p_[9])
+        nr = lerp(t, p_[8], p_[7], p_[9], p_[10]);
+      else
+        nr = p_[10] + p_[11] * (t - p_[9]);
       break;
     }
   }
@@ -279,8 +311,8 @@ double MemcgSimulator::Refault(double t) const {
 predict::MemorySample MemcgSimulator::SampleAt(int64_t time_ms) const {
   const double t = static_cast<double>(time_ms) / 1000;
   const double limit = static_cast<double>(limit_bytes_);
-  const uint64_t key = seed_ * 0x100000001b3ULL + static_cast<uint64_t>(time_ms) * 31 +
-                       static_cast<uint64_t>(cls_);
+  const uint64_t key =
+      seed_ * 0x100000001b3ULL + static_cast<uint64_t>(time_ms) * 31 + static_cast<uint64_t>(cls_);
   double nr = std::clamp(NonReclaimableFraction(t) + noise_sigma_ * Normal(key), 0.0, kOomFraction);
   double shmem = std::min(ShmemFraction(t), nr);
   double kernel = std::min(kernel_frac_, nr - shmem);
@@ -298,15 +330,18 @@ predict::MemorySample MemcgSimulator::SampleAt(int64_t time_ms) const {
   s.kernel_unreclaimable_bytes = bytes(kernel);
   s.file_bytes = bytes(cache + shmem);
   s.active_file_bytes = bytes(hot + shmem);  // tmpfs pages sit on the LRU lists too
-  s.inactive_file_bytes = s.file_bytes > s.active_file_bytes ? s.file_bytes - s.active_file_bytes : 0;
-  s.usage_bytes = std::min(limit_bytes_, s.anon_bytes + s.kernel_unreclaimable_bytes + s.file_bytes);
+  s.inactive_file_bytes =
+      s.file_bytes > s.active_file_bytes ? s.file_bytes - s.active_file_bytes : 0;
+  s.usage_bytes =
+      std::min(limit_bytes_, s.anon_bytes + s.kernel_unreclaimable_bytes + s.file_bytes);
   s.swap_bytes = 0;
   const size_t sec = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(0, time_ms / 1000)),
                                       at_limit_s_.size() - 1);
   s.limit_hits = static_cast<uint64_t>(at_limit_s_[sec] * kLimitHitsPerSecond);
   s.reclaim_stall_ns = static_cast<uint64_t>(static_cast<double>(stall_s_[sec]) * 1e9);
   s.oom_kills = 0;
-  double some = std::clamp(100 * 0.8 * refault + 2 * std::abs(Normal(key + 1)) * refault, 0.0, 100.0);
+  double some =
+      std::clamp(100 * 0.8 * refault + 2 * std::abs(Normal(key + 1)) * refault, 0.0, 100.0);
   s.psi_some_avg10 = std::round(some * 100) / 100;
   s.psi_full_avg10 = std::round(some * 0.4 * 100) / 100;
   return s;

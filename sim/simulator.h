@@ -33,12 +33,12 @@ enum class WorkloadClass : uint8_t {
   kLinearLeak = 0,
   kAcceleratingGrowth,
   kGcRisingFloor,
-  kGcStablePeak,      // negative
+  kGcStablePeak,  // negative
   kStepSpike,
   kSteadyNoise,       // negative
   kPageCacheAtLimit,  // negative (zero false alarms required)
   kTmpfsGrowth,
-  kThrashing,         // negative
+  kThrashing,  // negative
   kMultiPhaseBatch,
 };
 inline constexpr int kWorkloadClassCount = 10;
@@ -88,7 +88,7 @@ class MemcgSimulator {
   WorkloadClass cls_;
   uint64_t seed_;
   uint64_t limit_bytes_;
-  double p_[12] = {};            // class parameters (meaning per class, see simulator.cc)
+  double p_[12] = {};  // class parameters (meaning per class, see simulator.cc)
   double sine_amp_[3], sine_period_s_[3], sine_phase_[3];
   double file_demand_, hot_file_, kernel_frac_, noise_sigma_;
   std::optional<int64_t> oom_time_ms_;

@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
       std::cerr << "tapio-eval: --explain_class: unknown class '" << name << "'\n";
       return 2;
     }
-    sim::MemcgSimulator simulator(cls, static_cast<uint64_t>(absl::GetFlag(FLAGS_explain_seed)), 3600,
-                                  absl::GetFlag(FLAGS_noise_scale));
+    sim::MemcgSimulator simulator(cls, static_cast<uint64_t>(absl::GetFlag(FLAGS_explain_seed)),
+                                  3600, absl::GetFlag(FLAGS_noise_scale));
     predict::Trace trace = sim::SampleAdaptively(simulator, params);
     predict::OomPredictor predictor(&params);
     std::printf("# %s seed %llu limit %llu MiB oom_time_ms %lld\n", name.c_str(),
@@ -98,11 +98,12 @@ int main(int argc, char** argv) {
                 static_cast<long long>(simulator.oom_time_ms().value_or(-1)));
     for (const predict::MemorySample& s : trace.samples) {
       predict::Prediction p = predictor.Update(s);
-      std::printf("%9.1f nr=%.4f usage=%.4f psi=%5.1f %-8s tt=%7.1f %s/%s%s\n", s.time_ms / 1000.0,
-                  static_cast<double>(predict::NonReclaimableBytes(s)) / static_cast<double>(s.limit_bytes),
-                  static_cast<double>(s.usage_bytes) / static_cast<double>(s.limit_bytes), s.psi_some_avg10,
-                  std::string(predict::PredictionStateName(p.state)).c_str(), p.time_to_oom_ms / 1000.0,
-                  std::string(p.model).c_str(), std::string(p.reason).c_str(), p.changed ? " CHANGED" : "");
+      std::printf(
+          "%9.1f nr=%.4f usage=%.4f psi=%5.1f %-8s tt=%7.1f %s/%s%s\n", s.time_ms / 1000.0,
+          static_cast<double>(predict::NonReclaimableBytes(s)) / static_cast<double>(s.limit_bytes),
+          static_cast<double>(s.usage_bytes) / static_cast<double>(s.limit_bytes), s.psi_some_avg10,
+          std::string(predict::PredictionStateName(p.state)).c_str(), p.time_to_oom_ms / 1000.0,
+          std::string(p.model).c_str(), std::string(p.reason).c_str(), p.changed ? " CHANGED" : "");
     }
     return 0;
   }
@@ -138,8 +139,9 @@ int main(int argc, char** argv) {
         predict::Trace trace = options.cadence_ms > 0
                                    ? sim::GenerateTrace(simulator, options.cadence_ms)
                                    : sim::SampleAdaptively(simulator, params);
-        std::string path = dir + "/" + std::string(sim::WorkloadClassName(simulator.workload_class())) +
-                           "-" + std::to_string(simulator.seed()) + ".jsonl";
+        std::string path = dir + "/" +
+                           std::string(sim::WorkloadClassName(simulator.workload_class())) + "-" +
+                           std::to_string(simulator.seed()) + ".jsonl";
         if (!WriteFile(path, predict::TraceToText(trace))) return 1;
       }
     }
@@ -177,10 +179,12 @@ int main(int argc, char** argv) {
       sim::MemcgSimulator simulator(static_cast<sim::WorkloadClass>(c), options.seed_base);
       predict::Trace trace = sim::SampleAdaptively(simulator, params);
       auto det = sim::MakeDetector(sim::DetectorKind::kModel, &params);
-      sim::TraceResult r = sim::ScoreTrace(trace, det.get(), sim::GroupOf(simulator.workload_class()));
+      sim::TraceResult r =
+          sim::ScoreTrace(trace, det.get(), sim::GroupOf(simulator.workload_class()));
       std::string name(sim::WorkloadClassName(simulator.workload_class()));
-      std::string title = name + " (seed " + std::to_string(simulator.seed()) + ")" +
-                          (r.detected ? ", lead " + std::to_string(static_cast<int>(r.lead_s)) + " s" : "");
+      std::string title =
+          name + " (seed " + std::to_string(simulator.seed()) + ")" +
+          (r.detected ? ", lead " + std::to_string(static_cast<int>(r.lead_s)) + " s" : "");
       if (!WriteFile(prefix + name + ".svg", sim::TracePlotSvg(trace, r, title))) return 1;
     }
   }

@@ -87,11 +87,11 @@ absl::StatusOr<ModelParams> LoadModelParams(const std::string& json_text) {
     if (!value.is_number()) return KeyError(key, "expected a number");
     double v = value.get<double>();
     if (!(v >= field->min && v <= field->max)) {
-      return KeyError(key, absl::StrCat("must be in [", field->min, ", ", field->max, "], got ",
-                                        value.dump()));
+      return KeyError(
+          key, absl::StrCat("must be in [", field->min, ", ", field->max, "], got ", value.dump()));
     }
     if (auto* d = std::get_if<double ModelParams::*>(&field->member)) {
-      params.**d = v;
+      params.** d = v;
     } else {
       if (!value.is_number_integer()) return KeyError(key, "expected an integer");
       params.*std::get<int64_t ModelParams::*>(field->member) = value.get<int64_t>();

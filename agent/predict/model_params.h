@@ -20,24 +20,24 @@ struct ModelParams {
   // --- Trend model: exponentially weighted linear regression on non-reclaimable bytes. ---
   // Two regressions run side by side: a fast one (short memory, catches ramps that reach the
   // limit within seconds) and a slow one (long memory, catches leaks minutes ahead).
-  double fast_tau_s = 4;             // e-folding time of the fast regression's weights
-  double slow_tau_s = 90;            // e-folding time of the slow regression's weights
-  int64_t fast_min_samples = 4;      // the fast fit needs this many samples first
-  double slow_min_history_s = 300;   // the slow fit needs this much history first...
+  double fast_tau_s = 4;            // e-folding time of the fast regression's weights
+  double slow_tau_s = 90;           // e-folding time of the slow regression's weights
+  int64_t fast_min_samples = 4;     // the fast fit needs this many samples first
+  double slow_min_history_s = 300;  // the slow fit needs this much history first...
   // ...unless, with no drop seen yet, memory has already risen by early_rise_fraction of the
   // limit above its minimum (more than one GC cycle of a heap that doubles between collections
   // would rise), after at least early_min_history_s. Young containers that leak to their limit
   // in under slow_min_history_s get minutes of warning instead of only the fast fit's seconds.
   double early_rise_fraction = 0.5;
   double early_min_history_s = 60;
-  double fast_z = 3.0;               // growth must exceed z standard errors to count
+  double fast_z = 3.0;  // growth must exceed z standard errors to count
   double slow_z = 4.0;
   // Multiplies the slope's standard error: consecutive samples of real workloads are correlated,
   // so the i.i.d. error underestimates the uncertainty.
   double fast_error_inflation = 1.0;
   double slow_error_inflation = 2.0;
-  double fast_horizon_s = 30;        // fast fit raises when time to OOM is below this
-  double slow_horizon_s = 300;       // slow fit raises when time to OOM is below this
+  double fast_horizon_s = 30;   // fast fit raises when time to OOM is below this
+  double slow_horizon_s = 300;  // slow fit raises when time to OOM is below this
 
   // --- Envelope model: sawtooth (garbage-collected) heaps. ---
   // A "drop" is a fall of at least drop_min_fraction of the limit within drop_max_duration_s of
@@ -45,8 +45,8 @@ struct ModelParams {
   // the highest recent peak; the risk comes from the trend of the peaks instead.
   double drop_min_fraction = 0.08;
   double drop_max_duration_s = 20;
-  double envelope_idle_s = 900;      // no drop for this long: back to plain trend mode
-  int64_t envelope_min_peaks = 3;    // peaks needed before the peak trend is trusted
+  double envelope_idle_s = 900;    // no drop for this long: back to plain trend mode
+  int64_t envelope_min_peaks = 3;  // peaks needed before the peak trend is trusted
   double envelope_z = 2.0;
   double envelope_horizon_s = 600;
   double breakout_margin_fraction = 0.03;  // of the limit, above the highest recent peak
@@ -60,19 +60,19 @@ struct ModelParams {
   double stall_fraction_ref = 0.10;  // share of wall time in memcg reclaim (BPF)
   double pressure_slow_z = 2.5;
   double pressure_min_fraction = 0.96;  // non-reclaimable share of the limit
-  double pressure_fast_z = 3.0;      // near the limit under pressure, fast growth at this z raises
+  double pressure_fast_z = 3.0;  // near the limit under pressure, fast growth at this z raises
 
   // --- Combiner: hysteresis and cooldown. ---
-  int64_t raise_consecutive = 2;     // samples in a row with a candidate before raising
-  double clear_hold_s = 60;          // no candidate for this long clears the alarm
-  double cooldown_s = 180;           // no new raise this long after a clear (unless fast)
-  double gap_reset_s = 300;          // a sampling gap longer than this restarts the fits
+  int64_t raise_consecutive = 2;  // samples in a row with a candidate before raising
+  double clear_hold_s = 60;       // no candidate for this long clears the alarm
+  double cooldown_s = 180;        // no new raise this long after a clear (unless fast)
+  double gap_reset_s = 300;       // a sampling gap longer than this restarts the fits
 
   // --- Adaptive sampling cadence (SuggestedNextSampleDelayMs). ---
-  int64_t cadence_idle_ms = 2000;    // non-reclaimable below idle_fraction and not growing
+  int64_t cadence_idle_ms = 2000;  // non-reclaimable below idle_fraction and not growing
   int64_t cadence_default_ms = 1000;
-  int64_t cadence_risk_ms = 500;     // time to OOM within slow_horizon_s
-  int64_t cadence_urgent_ms = 250;   // time to OOM within fast_horizon_s
+  int64_t cadence_risk_ms = 500;    // time to OOM within slow_horizon_s
+  int64_t cadence_urgent_ms = 250;  // time to OOM within fast_horizon_s
   double idle_fraction = 0.5;
 };
 

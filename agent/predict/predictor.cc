@@ -53,8 +53,8 @@ std::string DescribePrediction(const Prediction& p, uint64_t limit_bytes) {
     return absl::StrFormat(
         "OOM expected in %.0f s (%s model, %s): non-reclaimable memory %.1f MiB of %.1f MiB limit, "
         "growing %.3f MiB/s, confidence %.2f",
-        static_cast<double>(p.time_to_oom_ms) / 1000.0, std::string(p.model),
-        std::string(p.reason), nr_mib, limit_mib, growth_mib_s, p.confidence);
+        static_cast<double>(p.time_to_oom_ms) / 1000.0, std::string(p.model), std::string(p.reason),
+        nr_mib, limit_mib, growth_mib_s, p.confidence);
   }
   if (p.state == Prediction::State::kCleared) {
     return absl::StrFormat("OOM risk cleared (%s): non-reclaimable memory %.1f MiB of %.1f MiB",
@@ -161,7 +161,8 @@ void OomPredictor::FitPeaks(int64_t now_ms) {
   // Least squares through the recent peaks, time in seconds relative to now_ms. Runs once per
   // drop; Update() extrapolates the line.
   max_peak_mib_ = -1;
-  for (int i = 0; i < peak_count_; ++i) max_peak_mib_ = std::max(max_peak_mib_, double{peak_mib_[i]});
+  for (int i = 0; i < peak_count_; ++i)
+    max_peak_mib_ = std::max(max_peak_mib_, double{peak_mib_[i]});
   peak_fit_valid_ = false;
   if (peak_count_ < params_->envelope_min_peaks) return;
   const double n = peak_count_;
@@ -228,9 +229,9 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   current_.non_reclaimable_bytes = nr_bytes;
   const bool oom_killed = have_last_ && s.oom_kills > last_oom_kills_;
   const double dt_s = have_last_ ? static_cast<double>(s.time_ms - last_time_ms_) / 1000.0 : 0;
-  const double pressure =
-      PressureScore(s, dt_s,
-                    s.limit_bytes ? static_cast<double>(nr_bytes) / static_cast<double>(s.limit_bytes) : 0);
+  const double pressure = PressureScore(
+      s, dt_s,
+      s.limit_bytes ? static_cast<double>(nr_bytes) / static_cast<double>(s.limit_bytes) : 0);
   have_last_ = true;
   last_time_ms_ = s.time_ms;
   last_limit_hits_ = s.limit_hits;
@@ -279,8 +280,9 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   // --- Candidates from each model; the earliest time to OOM wins. ---
   Candidate best;
   const double max_peak = max_peak_mib_;
-  const bool sawtooth = last_drop_time_ms_ >= 0 &&
-                        s.time_ms - last_drop_time_ms_ <= static_cast<int64_t>(p.envelope_idle_s * 1000);
+  const bool sawtooth =
+      last_drop_time_ms_ >= 0 &&
+      s.time_ms - last_drop_time_ms_ <= static_cast<int64_t>(p.envelope_idle_s * 1000);
   const bool gated = sawtooth && y < max_peak + p.breakout_margin_fraction * limit;
 
   // Significance without square roots: slope - z * k * se > 0  <=>  slope > 0 and
@@ -288,8 +290,7 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   double fast_level = 0, fast_slope = 0, fast_var = 0;
   const bool fast_ok =
       fast_.samples >= p.fast_min_samples && fast_.Fit(&fast_level, &fast_slope, &fast_var);
-  if (!gated && fast_ok && fast_slope > 0 &&
-      fast_slope * fast_slope > fast_z2_ * fast_var) {
+  if (!gated && fast_ok && fast_slope > 0 && fast_slope * fast_slope > fast_z2_ * fast_var) {
     // Fast ramps must reach the limit within the horizon even at the low end of the slope's
     // interval: a noisy wiggle near the limit has a wide interval, a real ramp a narrow one.
     const double headroom = std::max(0.0, limit - fast_level);
@@ -300,13 +301,13 @@ Prediction OomPredictor::Update(const MemorySample& s) {
     }
   }
   double slow_level = 0, slow_slope = 0, slow_var = 0;
-  const bool slow_ready =
-      history_s_ >= p.slow_min_history_s ||
-      (last_drop_time_ms_ < 0 && history_s_ >= p.early_min_history_s &&
-       y - min_mib_ >= p.early_rise_fraction * limit);
+  const bool slow_ready = history_s_ >= p.slow_min_history_s ||
+                          (last_drop_time_ms_ < 0 && history_s_ >= p.early_min_history_s &&
+                           y - min_mib_ >= p.early_rise_fraction * limit);
   if (!gated && slow_ready && slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
     const bool pressured = pressure >= 1;
-    if (slow_slope > 0 && slow_slope * slow_slope > (pressured ? pressure_slow_z2_ : slow_z2_) * slow_var) {
+    if (slow_slope > 0 &&
+        slow_slope * slow_slope > (pressured ? pressure_slow_z2_ : slow_z2_) * slow_var) {
       const double headroom = std::max(0.0, limit - slow_level);
       if (headroom <= p.slow_horizon_s * slow_slope) {
         const double z = pressured ? p.pressure_slow_z : p.slow_z;
@@ -318,8 +319,9 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   }
   if (sawtooth && peak_fit_valid_ && peak_fit_slope_ > 0 &&
       peak_fit_slope_ > p.envelope_z * peak_fit_se_) {
-    const double level = peak_fit_level_ +
-                         peak_fit_slope_ * static_cast<double>(s.time_ms - peak_fit_ref_ms_) / 1000.0;
+    const double level = peak_fit_level_ + peak_fit_slope_ *
+                                               static_cast<double>(s.time_ms - peak_fit_ref_ms_) /
+                                               1000.0;
     const double headroom = std::max(0.0, limit - level);
     if (headroom <= p.envelope_horizon_s * peak_fit_slope_) {
       Consider(&best, headroom / peak_fit_slope_,
@@ -384,7 +386,8 @@ Prediction OomPredictor::Update(const MemorySample& s) {
 
   // --- Cadence. ---
   double tt_s = std::numeric_limits<double>::infinity();
-  if (state_ == Prediction::State::kAtRisk) tt_s = static_cast<double>(current_.time_to_oom_ms) / 1000;
+  if (state_ == Prediction::State::kAtRisk)
+    tt_s = static_cast<double>(current_.time_to_oom_ms) / 1000;
   if (best.present) tt_s = std::min(tt_s, best.time_to_oom_s);
   if (tt_s <= p.fast_horizon_s) {
     next_delay_ms_ = p.cadence_urgent_ms;

@@ -31,21 +31,21 @@ namespace tapio::predict {
 
 // One reading of a cgroup's memory files. Bytes unless the name says otherwise.
 struct MemorySample {
-  int64_t time_ms = 0;                  // monotonic; samples must come in increasing order
-  uint64_t usage_bytes = 0;             // memory.current / memory.usage_in_bytes
-  uint64_t limit_bytes = 0;             // effective limit (smallest of the ancestors); 0 = none
+  int64_t time_ms = 0;       // monotonic; samples must come in increasing order
+  uint64_t usage_bytes = 0;  // memory.current / memory.usage_in_bytes
+  uint64_t limit_bytes = 0;  // effective limit (smallest of the ancestors); 0 = none
   uint64_t anon_bytes = 0;
-  uint64_t file_bytes = 0;              // page cache; tmpfs included (v2 file, v1 cache)
+  uint64_t file_bytes = 0;  // page cache; tmpfs included (v2 file, v1 cache)
   uint64_t active_file_bytes = 0;
   uint64_t inactive_file_bytes = 0;
-  uint64_t shmem_bytes = 0;             // tmpfs/shm: part of file_bytes, but not reclaimable
+  uint64_t shmem_bytes = 0;                 // tmpfs/shm: part of file_bytes, but not reclaimable
   uint64_t kernel_unreclaimable_bytes = 0;  // v2: kernel - slab_reclaimable (or sock+kstack+...)
   uint64_t swap_bytes = 0;
-  uint64_t limit_hits = 0;              // cumulative: memory.events max (v2) or failcnt (v1)
-  uint64_t oom_kills = 0;               // cumulative: memory.events oom_kill / oom_control
-  double psi_some_avg10 = -1;           // percent; -1 when absent
+  uint64_t limit_hits = 0;     // cumulative: memory.events max (v2) or failcnt (v1)
+  uint64_t oom_kills = 0;      // cumulative: memory.events oom_kill / oom_control
+  double psi_some_avg10 = -1;  // percent; -1 when absent
   double psi_full_avg10 = -1;
-  uint64_t reclaim_stall_ns = 0;        // cumulative memcg reclaim time from BPF; 0 if unknown
+  uint64_t reclaim_stall_ns = 0;  // cumulative memcg reclaim time from BPF; 0 if unknown
 };
 
 // anon + shmem + unreclaimable kernel memory, saturating.
@@ -54,8 +54,8 @@ uint64_t NonReclaimableBytes(const MemorySample& s);
 struct Prediction {
   enum class State : uint8_t { kNone = 0, kAtRisk = 1, kCleared = 2 };
   State state = State::kNone;
-  int64_t time_to_oom_ms = -1;          // -1 when not at risk
-  double confidence = 0;                // 0..1
+  int64_t time_to_oom_ms = -1;  // -1 when not at risk
+  double confidence = 0;        // 0..1
   // Static strings (no allocation per update): model "trend", "envelope", "pressure" or "";
   // reason a short code such as "fast_growth", "steady_growth", "rising_peaks",
   // "pressure_near_limit", "risk_gone", "oom_killed", "unlimited". DescribePrediction() turns a
@@ -63,8 +63,8 @@ struct Prediction {
   std::string_view model;
   std::string_view reason;
   uint64_t non_reclaimable_bytes = 0;
-  double growth_bytes_per_second = 0;   // of non-reclaimable memory, from the model that decided
-  bool changed = false;                 // the state changed with this update (raise or clear)
+  double growth_bytes_per_second = 0;  // of non-reclaimable memory, from the model that decided
+  bool changed = false;                // the state changed with this update (raise or clear)
 };
 
 std::string_view PredictionStateName(Prediction::State state);  // "none", "at_risk", "cleared"

@@ -63,7 +63,8 @@ absl::Status ParseSample(const nlohmann::json& j, size_t line, MemorySample* s) 
   for (auto [key, member] : {std::pair{"psi_some_avg10", &MemorySample::psi_some_avg10},
                              std::pair{"psi_full_avg10", &MemorySample::psi_full_avg10}}) {
     const auto& v = j[key];
-    if (!v.is_number()) return LineError(line, absl::StrCat("field '", key, "': expected a number"));
+    if (!v.is_number())
+      return LineError(line, absl::StrCat("field '", key, "': expected a number"));
     double d = v.get<double>();
     if (!(d == -1 || (d >= 0 && d <= 100))) {
       return LineError(line, absl::StrCat("field '", key, "': expected -1 or 0..100"));
@@ -74,20 +75,23 @@ absl::Status ParseSample(const nlohmann::json& j, size_t line, MemorySample* s) 
 }
 
 absl::Status ParseHeader(const nlohmann::json& j, size_t line, TraceHeader* h) {
-  if (!j.contains("tapio_trace")) return LineError(line, "field 'tapio_trace': missing (not a trace header)");
+  if (!j.contains("tapio_trace"))
+    return LineError(line, "field 'tapio_trace': missing (not a trace header)");
   if (!j["tapio_trace"].is_number_integer() || j["tapio_trace"].get<int64_t>() != 1) {
     return LineError(line, "field 'tapio_trace': unsupported version (expected 1)");
   }
   for (const auto& [key, value] : j.items()) {
     if (key == "tapio_trace") continue;
     if (key == "class" || key == "source" || key == "name") {
-      if (!value.is_string()) return LineError(line, absl::StrCat("field '", key, "': expected a string"));
+      if (!value.is_string())
+        return LineError(line, absl::StrCat("field '", key, "': expected a string"));
       std::string v = value.get<std::string>();
       if (key == "class") h->workload_class = v;
       if (key == "source") h->source = v;
       if (key == "name") h->name = v;
     } else if (key == "seed") {
-      if (!value.is_number_unsigned()) return LineError(line, "field 'seed': expected a non-negative integer");
+      if (!value.is_number_unsigned())
+        return LineError(line, "field 'seed': expected a non-negative integer");
       h->seed = value.get<uint64_t>();
     } else if (key == "oom_time_ms") {
       if (value.is_null()) {
@@ -179,8 +183,8 @@ absl::StatusOr<Trace> ParseTrace(std::string_view text) {
       MemorySample s;
       if (absl::Status st = ParseSample(j, line_no, &s); !st.ok()) return st;
       if (!trace.samples.empty() && s.time_ms <= trace.samples.back().time_ms) {
-        return LineError(line_no, absl::StrCat("field 'time_ms': ", s.time_ms,
-                                               " does not follow ", trace.samples.back().time_ms));
+        return LineError(line_no, absl::StrCat("field 'time_ms': ", s.time_ms, " does not follow ",
+                                               trace.samples.back().time_ms));
       }
       trace.samples.push_back(s);
     }

@@ -30,11 +30,11 @@
 namespace tapio::predict {
 
 struct TraceHeader {
-  std::string workload_class;         // "linear_leak", ..., or e.g. "kernel_leak" for real runs
-  std::string source = "sim";         // "sim" or "kernel"
-  std::string name;                   // free text: cgroup path, workload command, ...
-  uint64_t seed = 0;                  // simulator seed (0 for real traces)
-  std::optional<int64_t> oom_time_ms; // time of the OOM kill on the samples' clock; none: no OOM
+  std::string workload_class;          // "linear_leak", ..., or e.g. "kernel_leak" for real runs
+  std::string source = "sim";          // "sim" or "kernel"
+  std::string name;                    // free text: cgroup path, workload command, ...
+  uint64_t seed = 0;                   // simulator seed (0 for real traces)
+  std::optional<int64_t> oom_time_ms;  // time of the OOM kill on the samples' clock; none: no OOM
 };
 
 struct Trace {
@@ -45,7 +45,7 @@ struct Trace {
 std::string TraceHeaderToJsonLine(const TraceHeader& header);  // no trailing newline
 std::string SampleToJsonLine(const MemorySample& sample);
 std::string LabelToJsonLine(int64_t oom_time_ms);
-std::string TraceToText(const Trace& trace);                   // header + samples, '\n' after each
+std::string TraceToText(const Trace& trace);  // header + samples, '\n' after each
 
 // Errors: "line 4: field 'usage_bytes': expected a non-negative integer".
 absl::StatusOr<Trace> ParseTrace(std::string_view text);

@@ -3,7 +3,8 @@
 //
 //   BM_Update/<class>           mean ns per update (Google Benchmark's own timing)
 //   BM_UpdateLatencyPercentiles p50/p99/p999 ns of single updates, timed in batches of 16 with
-//                               the steady clock (per-call timing overhead divided out), as counters
+//                               the steady clock (per-call timing overhead divided out), as
+//                               counters
 // Per-container state is sizeof(OomPredictor), reported as the counter state_bytes.
 #include <algorithm>
 #include <chrono>
@@ -89,7 +90,9 @@ void BM_UpdateLatencyPercentiles(benchmark::State& state) {
     batch_ns.push_back(std::chrono::duration<double, std::nano>(end - start).count() / kBatch);
   }
   std::sort(batch_ns.begin(), batch_ns.end());
-  auto pct = [&](double q) { return batch_ns[static_cast<size_t>(q * static_cast<double>(batch_ns.size() - 1))]; };
+  auto pct = [&](double q) {
+    return batch_ns[static_cast<size_t>(q * static_cast<double>(batch_ns.size() - 1))];
+  };
   state.counters["p50_ns"] = pct(0.5);
   state.counters["p99_ns"] = pct(0.99);
   state.counters["p999_ns"] = pct(0.999);

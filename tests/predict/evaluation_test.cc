@@ -60,7 +60,8 @@ TEST(ScoreTraceTest, AlarmClearedBeforeTheOomIsAMissButNotAFalseAlarmWithinTheHo
 
 TEST(ScoreTraceTest, EveryRaiseOnANegativeTraceIsAFalseAlarm) {
   predict::Trace t = MakeTrace(3600 * 1000, std::nullopt);
-  ScriptedDetector d([](int64_t ms) { return (ms / 1000) % 1000 == 10 || (ms / 1000) % 1000 == 11; });
+  ScriptedDetector d(
+      [](int64_t ms) { return (ms / 1000) % 1000 == 10 || (ms / 1000) % 1000 == 11; });
   TraceResult r = ScoreTrace(t, &d, ClassGroup::kNegative);
   EXPECT_FALSE(r.positive);
   EXPECT_EQ(r.raises, 4);  // at 10, 1010, 2010 and 3010 s
@@ -82,10 +83,10 @@ TEST(SummarizeTest, RecallCountsLeadAtLeastTheThresholdAndMissesAsZero) {
   c.lead_s = 200;
   d.detected = false;
   Summary s = Summarize({&a, &b, &c, &d});
-  EXPECT_DOUBLE_EQ(s.recall[0], 0.75);  // >= 5 s
-  EXPECT_DOUBLE_EQ(s.recall[1], 0.5);   // >= 10 s
-  EXPECT_DOUBLE_EQ(s.recall[2], 0.5);   // >= 30 s
-  EXPECT_DOUBLE_EQ(s.recall[3], 0.25);  // >= 60 s
+  EXPECT_DOUBLE_EQ(s.recall[0], 0.75);   // >= 5 s
+  EXPECT_DOUBLE_EQ(s.recall[1], 0.5);    // >= 10 s
+  EXPECT_DOUBLE_EQ(s.recall[2], 0.5);    // >= 30 s
+  EXPECT_DOUBLE_EQ(s.recall[3], 0.25);   // >= 60 s
   EXPECT_DOUBLE_EQ(s.lead_p50_s, 18.5);  // of {0, 7, 30, 200}
 }
 

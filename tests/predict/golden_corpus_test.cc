@@ -49,7 +49,8 @@ TEST(GoldenCorpusTest, FixedOneSecondCadenceAlsoMeetsTheGoals) {
 }
 
 TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegativesNeverRaise) {
-  const std::filesystem::path dir = std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict";
+  const std::filesystem::path dir =
+      std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict";
   if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no recorded traces yet";
   predict::ModelParams params = LoadShippedModel();
   int n = 0;
@@ -59,8 +60,9 @@ TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegat
     ASSERT_TRUE(trace.ok()) << trace.status();
     ++n;
     auto det = MakeDetector(DetectorKind::kModel, &params);
-    TraceResult r = ScoreTrace(*trace, det.get(),
-                               trace->header.oom_time_ms ? ClassGroup::kPredictable : ClassGroup::kNegative);
+    TraceResult r =
+        ScoreTrace(*trace, det.get(),
+                   trace->header.oom_time_ms ? ClassGroup::kPredictable : ClassGroup::kNegative);
     if (trace->header.workload_class == "kernel_sawtooth_stable") {
       // Known ambiguity (docs/prediction.md, "Known limits"): the heap's first fill rises from
       // nothing to 81% of the limit at the same rate as the 1 MiB/s leak in kernel_leak.jsonl;
@@ -68,7 +70,8 @@ TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegat
       // chooses the warning: one raise in the first cycle, none once the sawtooth is known.
       EXPECT_LE(r.false_alarms, 1) << entry.path();
       for (int64_t t : r.raise_times_ms) {
-        EXPECT_LT(t - trace->samples.front().time_ms, 205000) << entry.path() << ": raise after the first GC";
+        EXPECT_LT(t - trace->samples.front().time_ms, 205000)
+            << entry.path() << ": raise after the first GC";
       }
       continue;
     }

@@ -31,7 +31,8 @@ MemorySample Sample(int64_t time_ms, double anon_mib, double shmem_mib = 0) {
 
 // Deterministic small noise in MiB.
 double Noise(int64_t i, double amplitude_mib) {
-  return amplitude_mib * std::sin(static_cast<double>(i) * 1.7) * std::cos(static_cast<double>(i) * 0.31);
+  return amplitude_mib * std::sin(static_cast<double>(i) * 1.7) *
+         std::cos(static_cast<double>(i) * 0.31);
 }
 
 struct DriveResult {
@@ -44,7 +45,7 @@ struct DriveResult {
 
 // Feeds samples from `make(time_ms, index)` every `step_ms` until `end_ms`.
 DriveResult Drive(OomPredictor* predictor, int64_t end_ms, int64_t step_ms,
-          const std::function<MemorySample(int64_t, int64_t)>& make) {
+                  const std::function<MemorySample(int64_t, int64_t)>& make) {
   DriveResult run;
   int64_t i = 0;
   for (int64_t t = 0; t < end_ms; t += step_ms, ++i) {
@@ -86,9 +87,10 @@ TEST_F(OomPredictorTest, LinearLeakRaisesMinutesAheadWithAccurateTimeToOom) {
   OomPredictor predictor(&params_);
   // 200 MiB growing 0.5 MiB/s: non-reclaimable (anon + 8 MiB kernel) reaches 1024 MiB at 1632 s.
   const double oom_s = (1024.0 - 208.0) / 0.5;
-  DriveResult run = Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
-    return Sample(t, 200 + 0.5 * static_cast<double>(t) / 1000 + Noise(i, 2));
-  });
+  DriveResult run =
+      Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+        return Sample(t, 200 + 0.5 * static_cast<double>(t) / 1000 + Noise(i, 2));
+      });
   ASSERT_EQ(run.raises, 1);
   const double lead_s = oom_s - static_cast<double>(run.first_raise_ms) / 1000;
   EXPECT_GE(lead_s, 200);
@@ -104,9 +106,10 @@ TEST_F(OomPredictorTest, YoungContainerLeakingFromNothingGetsMinutesOfWarning) {
   // Starts at 10 MiB and leaks 2 MiB/s: OOM at ~503 s, before the slow fit's normal warm-up
   // ends (300 s) plus its horizon would matter; the early-rise rule lets it speak at ~50% rise.
   const double oom_s = (1024.0 - 18.0) / 2;
-  DriveResult run = Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
-    return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
-  });
+  DriveResult run =
+      Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+        return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
+      });
   ASSERT_EQ(run.raises, 1);
   EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 120);
   EXPECT_EQ(run.first_raise.reason, "steady_growth");
@@ -114,9 +117,10 @@ TEST_F(OomPredictorTest, YoungContainerLeakingFromNothingGetsMinutesOfWarning) {
   ModelParams no_early = params_;
   no_early.early_rise_fraction = 2;  // never
   OomPredictor late(&no_early);
-  DriveResult run2 = Drive(&late, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
-    return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
-  });
+  DriveResult run2 =
+      Drive(&late, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+        return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
+      });
   ASSERT_EQ(run2.raises, 1);
   EXPECT_GT(run2.first_raise_ms, run.first_raise_ms);
 }
@@ -125,10 +129,11 @@ TEST_F(OomPredictorTest, FastRampRaisesSecondsAhead) {
   OomPredictor predictor(&params_);
   // Flat at 400 MiB for 10 min, then +30 MiB/s: the limit is reached ~20.5 s into the ramp.
   const double ramp_start_s = 600, oom_s = ramp_start_s + (1024.0 - 408.0) / 30;
-  DriveResult run = Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [&](int64_t t, int64_t i) {
-    double ts = static_cast<double>(t) / 1000;
-    return Sample(t, 400 + Noise(i, 2) + (ts > ramp_start_s ? 30 * (ts - ramp_start_s) : 0));
-  });
+  DriveResult run =
+      Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [&](int64_t t, int64_t i) {
+        double ts = static_cast<double>(t) / 1000;
+        return Sample(t, 400 + Noise(i, 2) + (ts > ramp_start_s ? 30 * (ts - ramp_start_s) : 0));
+      });
   ASSERT_GE(run.raises, 1);
   EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 5);
   EXPECT_GE(static_cast<double>(run.first_raise_ms) / 1000, ramp_start_s);
@@ -313,7 +318,8 @@ TEST_F(OomPredictorTest, StateFitsInOneKibibyte) { EXPECT_LE(sizeof(OomPredictor
 TEST(DecayingRegressionTest, RecoversAnExactLine) {
   DecayingRegression r;
   double level = 0, slope = 0, var = 0;
-  for (int i = 0; i < 50; ++i) r.Add(i == 0 ? 0 : 2.0, i == 0 ? 1 : std::exp(-2.0 / 30), 3 + 0.5 * (2.0 * i));
+  for (int i = 0; i < 50; ++i)
+    r.Add(i == 0 ? 0 : 2.0, i == 0 ? 1 : std::exp(-2.0 / 30), 3 + 0.5 * (2.0 * i));
   ASSERT_TRUE(r.Fit(&level, &slope, &var));
   EXPECT_NEAR(slope, 0.5, 1e-9);
   EXPECT_NEAR(level, 3 + 0.5 * 98, 1e-6);

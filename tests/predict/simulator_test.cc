@@ -9,14 +9,16 @@ namespace {
 TEST(SimulatorTest, SameSeedGivesTheSameTrace) {
   for (int c = 0; c < kWorkloadClassCount; ++c) {
     MemcgSimulator a(static_cast<WorkloadClass>(c), 42), b(static_cast<WorkloadClass>(c), 42);
-    EXPECT_EQ(predict::TraceToText(GenerateTrace(a, 1000)), predict::TraceToText(GenerateTrace(b, 1000)))
+    EXPECT_EQ(predict::TraceToText(GenerateTrace(a, 1000)),
+              predict::TraceToText(GenerateTrace(b, 1000)))
         << WorkloadClassName(static_cast<WorkloadClass>(c));
   }
 }
 
 TEST(SimulatorTest, DifferentSeedsGiveDifferentTraces) {
   MemcgSimulator a(WorkloadClass::kLinearLeak, 1), b(WorkloadClass::kLinearLeak, 2);
-  EXPECT_NE(predict::TraceToText(GenerateTrace(a, 1000)), predict::TraceToText(GenerateTrace(b, 1000)));
+  EXPECT_NE(predict::TraceToText(GenerateTrace(a, 1000)),
+            predict::TraceToText(GenerateTrace(b, 1000)));
 }
 
 TEST(SimulatorTest, SampleDependsOnlyOnItsTimeNotOnTheCadence) {
@@ -25,7 +27,8 @@ TEST(SimulatorTest, SampleDependsOnlyOnItsTimeNotOnTheCadence) {
   predict::Trace coarse = GenerateTrace(sim, 1000);
   ASSERT_GT(coarse.samples.size(), 100u);
   for (size_t i = 0; i < 100; ++i) {
-    EXPECT_EQ(predict::SampleToJsonLine(coarse.samples[i]), predict::SampleToJsonLine(fine.samples[4 * i]));
+    EXPECT_EQ(predict::SampleToJsonLine(coarse.samples[i]),
+              predict::SampleToJsonLine(fine.samples[4 * i]));
   }
 }
 
@@ -59,7 +62,8 @@ TEST(SimulatorTest, PageCacheIsReclaimedFirstSoUsageSitsAtTheLimit) {
   uint64_t prev_hits = 0;
   for (const predict::MemorySample& s : t.samples) {
     EXPECT_GE(static_cast<double>(s.usage_bytes), 0.99 * static_cast<double>(s.limit_bytes));
-    EXPECT_LT(static_cast<double>(predict::NonReclaimableBytes(s)), 0.5 * static_cast<double>(s.limit_bytes));
+    EXPECT_LT(static_cast<double>(predict::NonReclaimableBytes(s)),
+              0.5 * static_cast<double>(s.limit_bytes));
     EXPECT_GE(s.limit_hits, prev_hits);
     prev_hits = s.limit_hits;
   }

@@ -110,7 +110,8 @@ TEST(TraceTest, NegativeByteCountIsRejected) {
 }
 
 TEST(TraceTest, UnknownFieldIsRejected) {
-  std::string text = Mutate(TraceToText(MakeTrace()), "\"swap_bytes\":1,", "\"swap_bytes\":1,\"bogus\":2,");
+  std::string text =
+      Mutate(TraceToText(MakeTrace()), "\"swap_bytes\":1,", "\"swap_bytes\":1,\"bogus\":2,");
   EXPECT_THAT(ParseTrace(text).status().message(), HasSubstr("unknown field 'bogus'"));
 }
 
@@ -133,7 +134,8 @@ TEST(TraceTest, HeaderIsRequiredAndChecked) {
 
 TEST(TraceTest, BlankLinesAreIgnored) {
   Trace in = MakeTrace();
-  std::string text = TraceHeaderToJsonLine(in.header) + "\n\n" + SampleToJsonLine(in.samples[0]) + "\n\n";
+  std::string text =
+      TraceHeaderToJsonLine(in.header) + "\n\n" + SampleToJsonLine(in.samples[0]) + "\n\n";
   absl::StatusOr<Trace> out = ParseTrace(text);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->samples.size(), 1u);
