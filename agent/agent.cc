@@ -1,8 +1,8 @@
 #include "agent/agent.h"
 
-#include <sys/utsname.h>
 #include <poll.h>
 #include <stdio.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <array>
@@ -35,7 +35,7 @@ class RegistryResolver final : public IdentityResolver {
 };
 
 absl::StatusOr<std::unique_ptr<IdentityResolver>> MakeResolver(const AgentOptions& options,
-                                                                attrib::ContainerRegistry** out) {
+                                                               attrib::ContainerRegistry** out) {
   attrib::ContainerRegistry::Options ro;
   ro.refresh_interval = options.cri_refresh_interval;
   std::unique_ptr<attrib::CriClient> cri;
@@ -53,8 +53,9 @@ absl::StatusOr<std::unique_ptr<IdentityResolver>> MakeResolver(const AgentOption
       return absl::FailedPreconditionError(absl::StrCat(
           "--attribution=cri: ", endpoint.status().message(), " (give --cri_endpoint)"));
     } else {
-      TAPIO_LOG(kInfo, "attribution: no container runtime socket found; containers are cgroups "
-                       "named by path");
+      TAPIO_LOG(kInfo,
+                "attribution: no container runtime socket found; containers are cgroups "
+                "named by path");
     }
   } else if (options.attribution != "none") {
     return absl::InvalidArgumentError("--attribution: want auto, cri or none");
@@ -73,8 +74,7 @@ bool ReadBpfStatsEnabled() {
 
 }  // namespace
 
-Agent::Agent(const AgentOptions& options)
-    : options_(options), bus_(options.replay_capacity) {}
+Agent::Agent(const AgentOptions& options) : options_(options), bus_(options.replay_capacity) {}
 
 Agent::~Agent() { Stop(); }
 
@@ -83,8 +83,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& options
   if (!options.model_file.empty()) {
     auto text = ReadFileToString(options.model_file);
     if (!text.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--model_file: ", text.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat("--model_file: ", text.status().message()));
     }
     auto params = predict::LoadModelParams(*text);
     if (!params.ok()) {
@@ -125,9 +124,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& options
   auto resolver = MakeResolver(options, &agent->registry_);
   if (!resolver.ok()) return resolver.status();
   agent->resolver_ = std::move(*resolver);
-  agent->pipeline_ =
-      std::make_unique<Pipeline>(options.pipeline, agent->layout_, &agent->bus_,
-                                 agent->resolver_.get(), &agent->model_params_);
+  agent->pipeline_ = std::make_unique<Pipeline>(options.pipeline, agent->layout_, &agent->bus_,
+                                                agent->resolver_.get(), &agent->model_params_);
   if (options.enable_bpf_stats) {
     auto previous = bpf::SetBpfStatsEnabled(true);
     if (previous.ok()) {
@@ -153,8 +151,8 @@ absl::Status Agent::Start() {
       1);
   if (options_.json_output) {
     const Severity min = options_.json_min_severity;
-    json_sub_ = bus_.Subscribe([min](const Event& e) { return e.severity >= min; },
-                               options_.json_queue);
+    json_sub_ =
+        bus_.Subscribe([min](const Event& e) { return e.severity >= min; }, options_.json_queue);
     json_ = std::thread(&Agent::JsonLoop, this);
   }
   start_time_unix_ns_ = absl::ToUnixNanos(absl::Now());
@@ -164,7 +162,8 @@ absl::Status Agent::Start() {
     mo.bus = &bus_;
     auto labels = metrics::ParseContainerLabels(options_.metrics_labels);
     if (!labels.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--metrics_labels: ", labels.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--metrics_labels: ", labels.status().message()));
     }
     mo.metrics.labels = *labels;
     mo.metrics.health = [this]() { return Health(); };
@@ -175,7 +174,8 @@ absl::Status Agent::Start() {
     }
     metrics_ = std::move(*exporter);
     // The bound port: with ":0" the kernel chose it.
-    const std::string host = options_.metrics_address.substr(0, options_.metrics_address.rfind(':'));
+    const std::string host =
+        options_.metrics_address.substr(0, options_.metrics_address.rfind(':'));
     TAPIO_LOG(kInfo, "metrics on http://%s:%d/metrics", host, metrics_->port());
   }
   if (options_.api_enabled) {
@@ -186,6 +186,12 @@ absl::Status Agent::Start() {
     api_ = std::move(*server);
     TAPIO_LOG(kInfo, "gRPC API on %s", api_->address());
   }
+  if (!options_.health_address.empty()) {
+    auto health = HealthServer::Create(options_.health_address);
+    if (!health.ok()) return health.status();
+    health_ = std::move(*health);
+    TAPIO_LOG(kInfo, "gRPC health on port %d", health_->port());
+  }
   ingest_ = std::thread(&Agent::IngestLoop, this);
   sampler_ = std::thread(&Agent::SamplerLoop, this);
   return absl::OkStatus();
@@ -195,6 +201,7 @@ void Agent::Stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
   stopping_.store(true);
+  if (health_) health_->SetNotServing();
   if (api_) api_->Shutdown();
   if (ingest_.joinable()) ingest_.join();
   if (sampler_.joinable()) sampler_.join();
@@ -277,8 +284,8 @@ void Agent::SamplerLoop() {
   while (!stopping_.load()) {
     const absl::Time next = pipeline_->SampleDue(absl::Now());
     // Wake at the next due sample, but at least every 50 ms to notice OOM-triggered samples.
-    absl::Duration wait = std::clamp(next - absl::Now(), absl::Milliseconds(5),
-                                     absl::Milliseconds(50));
+    absl::Duration wait =
+        std::clamp(next - absl::Now(), absl::Milliseconds(5), absl::Milliseconds(50));
     absl::SleepFor(wait);
   }
 }
@@ -400,12 +407,12 @@ std::string Agent::SummaryLine() const {
   const AgentCounts c = Counts();
   std::vector<std::string> parts;
   for (int i = 0; i < kEventKindCount; ++i) {
-    parts.push_back(absl::StrCat(EventKindName(static_cast<EventKind>(i)), "=",
-                                 c.published_by_kind[i]));
+    parts.push_back(
+        absl::StrCat(EventKindName(static_cast<EventKind>(i)), "=", c.published_by_kind[i]));
   }
   return absl::StrCat("events ", c.published_total, " (", absl::StrJoin(parts, " "),
-                      ") lost: ringbuf=", c.kernel_loss.ringbuf_reserve,
-                      " perfbuf=", c.kernel_loss.perfbuf_output + c.kernel_loss.perfbuf_lost_samples,
+                      ") lost: ringbuf=", c.kernel_loss.ringbuf_reserve, " perfbuf=",
+                      c.kernel_loss.perfbuf_output + c.kernel_loss.perfbuf_lost_samples,
                       " json=", c.json_dropped, " malformed=", c.pipeline.records_malformed,
                       "; processes=", c.pipeline.processes, " cgroups=", c.pipeline.cgroups_tracked,
                       " samples=", c.pipeline.samples);

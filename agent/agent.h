@@ -24,9 +24,10 @@
 #include "agent/api/state_source.h"
 #include "agent/attrib/container_registry.h"
 #include "agent/bpf/memory_tracker.h"
-#include "agent/metrics/metrics_exporter.h"
 #include "agent/core/event_bus.h"
 #include "agent/core/kmsg.h"
+#include "agent/health_server.h"
+#include "agent/metrics/metrics_exporter.h"
 #include "agent/pipeline.h"
 #include "agent/predict/model_params.h"
 
@@ -37,8 +38,8 @@ struct AgentOptions {
   bpf::TrackerOptions tracker;
   absl::Duration snapshot_interval = absl::Seconds(1);
   absl::Duration snapshot_interval_at_risk = absl::Milliseconds(250);
-  std::string kmsg_path = "/dev/kmsg";       // "" disables the kernel-log OOM context
-  std::string model_file;                     // "" = compiled-in defaults
+  std::string kmsg_path = "/dev/kmsg";  // "" disables the kernel-log OOM context
+  std::string model_file;               // "" = compiled-in defaults
   bool json_output = false;
   Severity json_min_severity = Severity::kDebug;
   size_t replay_capacity = 65536;
@@ -48,6 +49,7 @@ struct AgentOptions {
   api::ApiServerOptions api;
   // Prometheus; "" disables it.
   std::string metrics_address = "127.0.0.1:9464";
+  std::string health_address;  // "" = none; host:port serving only grpc.health.v1
   std::string metrics_labels = "namespace,pod,container";
   // Attribution: "auto" (CRI if a runtime socket is found, else cgroup paths), "cri", "none".
   std::string attribution = "auto";
@@ -103,6 +105,7 @@ class Agent : public api::AgentStateSource {
   std::unique_ptr<IdentityResolver> resolver_;
   attrib::ContainerRegistry* registry_ = nullptr;  // owned by resolver_ when attribution is on
   std::unique_ptr<api::ApiServer> api_;
+  std::unique_ptr<HealthServer> health_;
   std::unique_ptr<metrics::MetricsExporter> metrics_;
   int64_t start_time_unix_ns_ = 0;
   bool bpf_stats_were_enabled_ = false;

@@ -65,11 +65,15 @@ ABSL_FLAG(bool, grpc_insecure_tcp, false,
 ABSL_FLAG(int32_t, subscriber_queue, 4096,
           "Events buffered per gRPC subscriber; a slower subscriber loses events (counted, and "
           "told in-band), never slows the pipeline.");
-ABSL_FLAG(int32_t, max_subscribers, 64, "Concurrent Subscribe streams (RESOURCE_EXHAUSTED past it).");
+ABSL_FLAG(int32_t, max_subscribers, 64,
+          "Concurrent Subscribe streams (RESOURCE_EXHAUSTED past it).");
 ABSL_FLAG(int32_t, replay_events, 65536,
           "Events kept for Subscribe(resume_after): the bounded replay window.");
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "Prometheus /metrics listen address (host:port); '' disables metrics.");
+ABSL_FLAG(std::string, health_address, "",
+          "host:port serving only the standard gRPC health service in plaintext, for kubelet "
+          "gRPC probes (e.g. 0.0.0.0:9465). '' disables it.");
 ABSL_FLAG(std::string, metrics_labels, "namespace,pod,container",
           "Identity labels on per-container series: any of namespace, pod, container, "
           "container_id, cgroup (comma-separated).");
@@ -88,11 +92,16 @@ ABSL_FLAG(bool, try_fentry, true,
 namespace {
 
 bool ParseLogLevel(const std::string& s, tapio::LogLevel* level) {
-  if (s == "debug") *level = tapio::LogLevel::kDebug;
-  else if (s == "info") *level = tapio::LogLevel::kInfo;
-  else if (s == "warning") *level = tapio::LogLevel::kWarning;
-  else if (s == "error") *level = tapio::LogLevel::kError;
-  else return false;
+  if (s == "debug")
+    *level = tapio::LogLevel::kDebug;
+  else if (s == "info")
+    *level = tapio::LogLevel::kInfo;
+  else if (s == "warning")
+    *level = tapio::LogLevel::kWarning;
+  else if (s == "error")
+    *level = tapio::LogLevel::kError;
+  else
+    return false;
   return true;
 }
 
@@ -160,7 +169,8 @@ int main(int argc, char** argv) {
   if (options.pipeline.node_name.empty()) options.pipeline.node_name = DefaultNodeName();
   options.pipeline.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   options.pipeline.rss_report_threshold_bytes = static_cast<uint64_t>(rss_kib) * 1024;
-  options.pipeline.reclaim_event_min = absl::Microseconds(absl::GetFlag(FLAGS_reclaim_event_min_us));
+  options.pipeline.reclaim_event_min =
+      absl::Microseconds(absl::GetFlag(FLAGS_reclaim_event_min_us));
   options.pipeline.usage_interval = absl::Seconds(usage_s);
   options.pipeline.min_sample_interval = absl::Milliseconds(min_sample_ms);
   options.pipeline.max_sample_interval = absl::Milliseconds(max_sample_ms);
@@ -169,8 +179,8 @@ int main(int argc, char** argv) {
   options.tracker.force_perfbuf = absl::GetFlag(FLAGS_force_perfbuf);
   options.tracker.rss_stat_hook = absl::GetFlag(FLAGS_rss_stat_hook);
   options.tracker.rss_track_all = absl::GetFlag(FLAGS_rss_track_all);
-  options.tracker.rss_threshold_pages =
-      static_cast<uint32_t>(options.pipeline.rss_report_threshold_bytes / options.pipeline.page_size);
+  options.tracker.rss_threshold_pages = static_cast<uint32_t>(
+      options.pipeline.rss_report_threshold_bytes / options.pipeline.page_size);
   options.tracker.min_reclaim_ns = 0;  // every pass: the pipeline sums the short ones
   options.tracker.try_fentry = absl::GetFlag(FLAGS_try_fentry);
   const int32_t queue = absl::GetFlag(FLAGS_subscriber_queue);
@@ -192,6 +202,7 @@ int main(int argc, char** argv) {
   options.replay_capacity = static_cast<size_t>(replay);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   options.metrics_labels = absl::GetFlag(FLAGS_metrics_labels);
+  options.health_address = absl::GetFlag(FLAGS_health_address);
   options.attribution = absl::GetFlag(FLAGS_attribution);
   options.cri_endpoint = absl::GetFlag(FLAGS_cri_endpoint);
   options.cri_refresh_interval = absl::Seconds(cri_refresh_s);

@@ -107,8 +107,7 @@ void Pipeline::HandleRecord(const void* data, size_t size, int64_t boot_to_unix_
   if (!view.ok()) {
     absl::MutexLock lock(&counters_mu_);
     if (counters_.records_malformed++ == 0) {
-      TAPIO_LOG(kWarning, "malformed BPF record (counted, skipped): %s",
-                view.status().ToString());
+      TAPIO_LOG(kWarning, "malformed BPF record (counted, skipped): %s", view.status().ToString());
     }
     return;
   }
@@ -141,8 +140,7 @@ void Pipeline::OnOomContextRecord(const tapio_oom_context_record& r) {
   }
 }
 
-void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns,
-                           bool from_snapshot) {
+void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot) {
   const ProcessInfo* before_info = processes_.Find(r.hdr.pid);
   const bool moved = before_info == nullptr || before_info->cgroup_id != r.hdr.cgroup_id;
   ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
@@ -154,7 +152,8 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns,
   const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(before);
   // Snapshots report only moves past the threshold (a first sighting counts from zero); kernel
   // RSS_CHANGE records already passed the in-kernel threshold.
-  const uint64_t magnitude = delta < 0 ? static_cast<uint64_t>(-delta) : static_cast<uint64_t>(delta);
+  const uint64_t magnitude =
+      delta < 0 ? static_cast<uint64_t>(-delta) : static_cast<uint64_t>(delta);
   if (from_snapshot && magnitude < options_.rss_report_threshold_bytes) return;
   info.rss.file_pages = r.rss.file_pages;
   info.rss.anon_pages = r.rss.anon_pages;
@@ -256,7 +255,8 @@ void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
     PendingOom& p = pending_ooms_.front();
     if (!all && p.deadline > now) break;
     auto& kill = std::get<OomKill>(p.event.payload);
-    if (kill.constraint_source.empty()) ConstraintFromCounters(p.event.identity->cgroup_path, &kill);
+    if (kill.constraint_source.empty())
+      ConstraintFromCounters(p.event.identity->cgroup_path, &kill);
     {
       absl::MutexLock lock(&counters_mu_);
       if (kill.constraint_source != "kmsg" && kill.constraint_source != "fentry") {
@@ -493,7 +493,7 @@ void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) 
     Event e;
     e.time_unix_ns = now_unix_ns;
     e.severity = at_risk ? (p.time_to_oom_ms >= 0 && p.time_to_oom_ms < 30000 ? Severity::kCritical
-                                                                               : Severity::kWarning)
+                                                                              : Severity::kWarning)
                          : Severity::kInfo;
     e.identity = identity;
     e.payload = std::move(out);

@@ -55,7 +55,8 @@ class PathIdentityResolver final : public IdentityResolver {
 
  private:
   absl::Mutex mu_;
-  absl::flat_hash_map<uint64_t, std::shared_ptr<const WorkloadIdentity>> cache_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<const WorkloadIdentity>> cache_
+      ABSL_GUARDED_BY(mu_);
 };
 
 struct PipelineOptions {
@@ -92,10 +93,10 @@ struct ContainerState {
 
 struct PipelineCounters {
   std::array<uint64_t, TAPIO_REC_MAX> records_by_type{};
-  uint64_t records_malformed = 0;     // bad size, version or type
+  uint64_t records_malformed = 0;  // bad size, version or type
   uint64_t oom_with_kmsg_context = 0;
-  uint64_t oom_without_context = 0;   // waited, no summary line (ratelimited, or no /dev/kmsg)
-  uint64_t oom_victim_unresolved = 0; // no cgroup for the victim (old kernels pass only the pid)
+  uint64_t oom_without_context = 0;    // waited, no summary line (ratelimited, or no /dev/kmsg)
+  uint64_t oom_victim_unresolved = 0;  // no cgroup for the victim (old kernels pass only the pid)
   uint64_t samples = 0;
   uint64_t sample_errors = 0;
   uint64_t cgroups_vanished = 0;
@@ -142,9 +143,9 @@ class Pipeline {
     absl::Time next_sample = absl::InfinitePast();
     absl::Time next_usage_event = absl::InfinitePast();
     uint64_t last_limit_hits = 0;
-    uint64_t reclaim_total_ns = 0;        // cumulative, from BPF records
+    uint64_t reclaim_total_ns = 0;  // cumulative, from BPF records
     uint64_t reclaim_count = 0;
-    uint64_t reclaim_max_ns = 0;          // since the last pressure event
+    uint64_t reclaim_max_ns = 0;  // since the last pressure event
     uint64_t reclaim_count_reported = 0;
     uint64_t reclaim_ns_reported = 0;
     uint64_t open_failures = 0;

@@ -66,8 +66,8 @@ std::string CgroupLayout::PressureDir(absl::string_view path) const {
 std::string CgroupLayout::Describe() const {
   if (memory_on_unified) return absl::StrCat("cgroup v2 at ", unified_root);
   if (!unified_root.empty() && !memory_v1_root.empty()) {
-    return absl::StrCat("hybrid (v1 memory at ", memory_v1_root, ", cgroup2 ids at ",
-                        unified_root, ")");
+    return absl::StrCat("hybrid (v1 memory at ", memory_v1_root, ", cgroup2 ids at ", unified_root,
+                        ")");
   }
   if (!memory_v1_root.empty()) return absl::StrCat("cgroup v1 (memory at ", memory_v1_root, ")");
   return absl::StrCat("cgroup2 at ", unified_root, " without a memory controller");
@@ -145,19 +145,33 @@ void ParseMemoryStatV2(absl::string_view text, CgroupMemoryStat* stat) {
            pagetables = 0, percpu = 0, sock = 0, vmalloc = 0;
   bool has_kernel = false;
   ForEachKeyValue(text, [&](absl::string_view key, uint64_t v) {
-    if (key == "anon") stat->anon_bytes = v;
-    else if (key == "file") stat->file_bytes = v;
-    else if (key == "active_file") stat->active_file_bytes = v;
-    else if (key == "inactive_file") stat->inactive_file_bytes = v;
-    else if (key == "shmem") stat->shmem_bytes = v;
-    else if (key == "kernel") { kernel = v; has_kernel = true; }
-    else if (key == "slab_reclaimable") slab_reclaimable = v;
-    else if (key == "slab_unreclaimable") slab_unreclaimable = v;
-    else if (key == "kernel_stack") kernel_stack = v;
-    else if (key == "pagetables") pagetables = v;
-    else if (key == "percpu") percpu = v;
-    else if (key == "sock") sock = v;
-    else if (key == "vmalloc") vmalloc = v;
+    if (key == "anon")
+      stat->anon_bytes = v;
+    else if (key == "file")
+      stat->file_bytes = v;
+    else if (key == "active_file")
+      stat->active_file_bytes = v;
+    else if (key == "inactive_file")
+      stat->inactive_file_bytes = v;
+    else if (key == "shmem")
+      stat->shmem_bytes = v;
+    else if (key == "kernel") {
+      kernel = v;
+      has_kernel = true;
+    } else if (key == "slab_reclaimable")
+      slab_reclaimable = v;
+    else if (key == "slab_unreclaimable")
+      slab_unreclaimable = v;
+    else if (key == "kernel_stack")
+      kernel_stack = v;
+    else if (key == "pagetables")
+      pagetables = v;
+    else if (key == "percpu")
+      percpu = v;
+    else if (key == "sock")
+      sock = v;
+    else if (key == "vmalloc")
+      vmalloc = v;
   });
   // "kernel" (5.18+) includes all slab; older kernels list the parts only.
   stat->kernel_bytes = has_kernel ? kernel
@@ -167,24 +181,35 @@ void ParseMemoryStatV2(absl::string_view text, CgroupMemoryStat* stat) {
       stat->kernel_bytes > slab_reclaimable ? stat->kernel_bytes - slab_reclaimable : 0;
 }
 
-void ParseMemoryStatV1(absl::string_view text, CgroupMemoryStat* stat, uint64_t* hierarchical_limit) {
+void ParseMemoryStatV1(absl::string_view text, CgroupMemoryStat* stat,
+                       uint64_t* hierarchical_limit) {
   // The total_* fields are hierarchical (this cgroup and its descendants), as usage_in_bytes is.
   ForEachKeyValue(text, [&](absl::string_view key, uint64_t v) {
-    if (key == "total_rss") stat->anon_bytes = v;
-    else if (key == "total_cache") stat->file_bytes = v;
-    else if (key == "total_active_file") stat->active_file_bytes = v;
-    else if (key == "total_inactive_file") stat->inactive_file_bytes = v;
-    else if (key == "total_shmem") stat->shmem_bytes = v;
-    else if (key == "total_swap") stat->swap_bytes = v;
-    else if (key == "hierarchical_memory_limit" && hierarchical_limit) *hierarchical_limit = v;
+    if (key == "total_rss")
+      stat->anon_bytes = v;
+    else if (key == "total_cache")
+      stat->file_bytes = v;
+    else if (key == "total_active_file")
+      stat->active_file_bytes = v;
+    else if (key == "total_inactive_file")
+      stat->inactive_file_bytes = v;
+    else if (key == "total_shmem")
+      stat->shmem_bytes = v;
+    else if (key == "total_swap")
+      stat->swap_bytes = v;
+    else if (key == "hierarchical_memory_limit" && hierarchical_limit)
+      *hierarchical_limit = v;
   });
 }
 
 void ParseMemoryEventsV2(absl::string_view text, CgroupMemoryStat* stat) {
   ForEachKeyValue(text, [&](absl::string_view key, uint64_t v) {
-    if (key == "max") stat->limit_hits = v;
-    else if (key == "oom") stat->oom_events = v;
-    else if (key == "oom_kill") stat->oom_kills = v;
+    if (key == "max")
+      stat->limit_hits = v;
+    else if (key == "oom")
+      stat->oom_events = v;
+    else if (key == "oom_kill")
+      stat->oom_kills = v;
   });
 }
 
@@ -269,8 +294,8 @@ absl::Status CgroupMemoryReader::ReadEffectiveLimit(uint64_t own_limit, uint64_t
       const size_t slash = p.rfind('/');
       p = slash == absl::string_view::npos || slash == 0 ? absl::string_view() : p.substr(0, slash);
       const std::string dir = layout_.MemoryDir(p);
-      auto text = ReadFileToString(
-          absl::StrCat(dir, v2_ ? "/memory.max" : "/memory.limit_in_bytes"));
+      auto text =
+          ReadFileToString(absl::StrCat(dir, v2_ ? "/memory.max" : "/memory.limit_in_bytes"));
       uint64_t raw = 0;
       if (!text.ok() || !ParseU64(*text, &raw, /*allow_max=*/true)) continue;  // root has no file
       const uint64_t limit = NormalizeLimit(raw);
@@ -317,7 +342,8 @@ absl::StatusOr<CgroupMemoryStat> CgroupMemoryReader::Read() {
     if (events_fd_.valid() && PreadAll(events_fd_.get(), &buffer_).ok()) {
       ParseOomControlV1(buffer_, &stat);
     }
-    if (failcnt_fd_.valid()) ReadU64Fd(failcnt_fd_.get(), &buffer_, &stat.limit_hits, false).IgnoreError();
+    if (failcnt_fd_.valid())
+      ReadU64Fd(failcnt_fd_.get(), &buffer_, &stat.limit_hits, false).IgnoreError();
     if (kmem_fd_.valid()) {
       // v1 cannot split kernel memory into reclaimable and not: count all of it (conservative).
       if (ReadU64Fd(kmem_fd_.get(), &buffer_, &stat.kernel_bytes, false).ok()) {

@@ -11,22 +11,24 @@
 #include <map>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/core/file_util.h"
 
 namespace tapio {
 
 struct CgroupLayout {
-  std::string unified_root;         // cgroup2 mount point, "" if none
-  std::string memory_v1_root;       // v1 memory controller mount point, "" if none
-  bool memory_on_unified = false;   // memory controller enabled on cgroup2 (pure v2 hosts)
+  std::string unified_root;        // cgroup2 mount point, "" if none
+  std::string memory_v1_root;      // v1 memory controller mount point, "" if none
+  bool memory_on_unified = false;  // memory controller enabled on cgroup2 (pure v2 hosts)
 
   // Pure v1: ids are the v1 memory controller's kernfs ids.
   bool ids_from_v1_memory() const { return unified_root.empty(); }
   // The tree whose directory inode numbers are the cgroup ids the BPF side reports.
-  const std::string& id_root() const { return ids_from_v1_memory() ? memory_v1_root : unified_root; }
+  const std::string& id_root() const {
+    return ids_from_v1_memory() ? memory_v1_root : unified_root;
+  }
   // Directory holding the memory.* files of `path` (relative, "/a/b"); "" if no memory controller.
   std::string MemoryDir(absl::string_view path) const;
   // Directory holding memory.pressure (cgroup2 only, also present on hybrid hosts); "" if none.
@@ -53,8 +55,8 @@ uint64_t NormalizeLimit(uint64_t raw_limit_bytes);
 // One reading of a cgroup's memory files, bytes. Counters are cumulative as the kernel keeps them.
 struct CgroupMemoryStat {
   uint64_t usage_bytes = 0;
-  uint64_t limit_bytes = 0;             // this cgroup's own limit, 0 = unlimited
-  uint64_t effective_limit_bytes = 0;   // smallest along the ancestors, 0 = unlimited
+  uint64_t limit_bytes = 0;            // this cgroup's own limit, 0 = unlimited
+  uint64_t effective_limit_bytes = 0;  // smallest along the ancestors, 0 = unlimited
   uint64_t anon_bytes = 0;
   uint64_t file_bytes = 0;
   uint64_t active_file_bytes = 0;
@@ -63,9 +65,9 @@ struct CgroupMemoryStat {
   uint64_t kernel_bytes = 0;
   uint64_t kernel_unreclaimable_bytes = 0;
   uint64_t swap_bytes = 0;
-  uint64_t limit_hits = 0;   // v2 memory.events "max"; v1 memory.failcnt
-  uint64_t oom_events = 0;   // v2 memory.events "oom"; v1: under_oom transitions are not counted (0)
-  uint64_t oom_kills = 0;    // v2 memory.events "oom_kill"; v1 memory.oom_control "oom_kill"
+  uint64_t limit_hits = 0;  // v2 memory.events "max"; v1 memory.failcnt
+  uint64_t oom_events = 0;  // v2 memory.events "oom"; v1: under_oom transitions are not counted (0)
+  uint64_t oom_kills = 0;   // v2 memory.events "oom_kill"; v1 memory.oom_control "oom_kill"
   bool has_psi = false;
   double psi_some_avg10 = -1;
   double psi_full_avg10 = -1;
@@ -81,9 +83,11 @@ struct CgroupMemoryStat {
   }
 };
 
-// Pure parsers, fed file contents (tests use fixture trees through CgroupMemoryReader, and strings here).
+// Pure parsers, fed file contents (tests use fixture trees through CgroupMemoryReader, and strings
+// here).
 void ParseMemoryStatV2(absl::string_view text, CgroupMemoryStat* stat);
-void ParseMemoryStatV1(absl::string_view text, CgroupMemoryStat* stat, uint64_t* hierarchical_limit);
+void ParseMemoryStatV1(absl::string_view text, CgroupMemoryStat* stat,
+                       uint64_t* hierarchical_limit);
 void ParseMemoryEventsV2(absl::string_view text, CgroupMemoryStat* stat);
 void ParseOomControlV1(absl::string_view text, CgroupMemoryStat* stat);
 bool ParsePressure(absl::string_view text, CgroupMemoryStat* stat);
@@ -94,7 +98,7 @@ bool ParsePressure(absl::string_view text, CgroupMemoryStat* stat);
 class CgroupMemoryReader {
  public:
   static absl::StatusOr<std::unique_ptr<CgroupMemoryReader>> Open(const CgroupLayout& layout,
-                                                                   std::string path);
+                                                                  std::string path);
   // NotFound when the cgroup has gone (an expected race, not an error to alarm on).
   absl::StatusOr<CgroupMemoryStat> Read();
   const std::string& path() const { return path_; }
@@ -106,7 +110,8 @@ class CgroupMemoryReader {
   const CgroupLayout layout_;
   const std::string path_;
   bool v2_ = false;
-  UniqueFd usage_fd_, limit_fd_, stat_fd_, events_fd_, failcnt_fd_, kmem_fd_, pressure_fd_, swap_fd_;
+  UniqueFd usage_fd_, limit_fd_, stat_fd_, events_fd_, failcnt_fd_, kmem_fd_, pressure_fd_,
+      swap_fd_;
   uint64_t reads_ = 0;
   uint64_t cached_ancestor_limit_ = 0;
   std::string buffer_;

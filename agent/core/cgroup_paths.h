@@ -22,7 +22,7 @@ class CgroupPathResolver {
  public:
   struct Stats {
     uint64_t hits = 0;
-    uint64_t misses = 0;      // ids not found even after a rescan (vanished or never seen)
+    uint64_t misses = 0;  // ids not found even after a rescan (vanished or never seen)
     uint64_t rescans = 0;
     size_t cached = 0;
   };
@@ -44,7 +44,8 @@ class CgroupPathResolver {
 
  private:
   void RescanLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::optional<std::string> PathByHandleLocked(uint64_t cgroup_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<std::string> PathByHandleLocked(uint64_t cgroup_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_root_;
   const absl::Duration min_rescan_interval_;

@@ -6,11 +6,11 @@ namespace tapio {
 namespace {
 
 constexpr std::array<absl::string_view, kEventKindCount> kKindNames = {
-    "memory_usage", "rss_change", "oom_kill", "oom_prediction",
+    "memory_usage",    "rss_change",        "oom_kill",   "oom_prediction",
     "memory_pressure", "process_lifecycle", "events_lost"};
 
 constexpr std::array<absl::string_view, 4> kSeverityNames = {"debug", "info", "warning",
-                                                            "critical"};
+                                                             "critical"};
 
 }  // namespace
 

@@ -7,10 +7,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <variant>
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace tapio {
 
@@ -44,21 +45,21 @@ struct WorkloadIdentity {
   std::string pod_name;
   std::string pod_namespace;
   std::string pod_uid;
-  std::string qos_class;     // "guaranteed", "burstable", "besteffort" or ""
+  std::string qos_class;  // "guaranteed", "burstable", "besteffort" or ""
   std::vector<std::pair<std::string, std::string>> labels;  // pod labels, sorted by key
 };
 
 // Memory of one cgroup as its memory files report it. Bytes throughout; 0 limit = unlimited.
 struct MemoryUsage {
-  uint64_t usage_bytes = 0;            // memory.current / memory.usage_in_bytes
-  uint64_t working_set_bytes = 0;      // usage - inactive_file (cAdvisor/kubelet figure)
+  uint64_t usage_bytes = 0;        // memory.current / memory.usage_in_bytes
+  uint64_t working_set_bytes = 0;  // usage - inactive_file (cAdvisor/kubelet figure)
   uint64_t anon_bytes = 0;
-  uint64_t file_bytes = 0;             // page cache, tmpfs included on v2
-  uint64_t shmem_bytes = 0;            // tmpfs/shm: counted as file, not reclaimable
+  uint64_t file_bytes = 0;   // page cache, tmpfs included on v2
+  uint64_t shmem_bytes = 0;  // tmpfs/shm: counted as file, not reclaimable
   uint64_t kernel_unreclaimable_bytes = 0;
   uint64_t non_reclaimable_bytes = 0;  // anon + shmem + unreclaimable kernel: what OOM kills on
   uint64_t swap_bytes = 0;
-  uint64_t limit_bytes = 0;            // effective: smallest along the ancestors
+  uint64_t limit_bytes = 0;  // effective: smallest along the ancestors
 };
 
 // A process's RSS moved past the threshold (tp_btf/rss_stat) or a task-iterator snapshot.
@@ -72,18 +73,24 @@ struct RssChange {
   int64_t delta_bytes = 0;  // change of anon+file+shmem since the previous report of this pid
 };
 
-enum class OomConstraint : uint8_t { kUnknown = 0, kNone = 1, kCpuset = 2, kMempolicy = 3, kMemcg = 4 };
+enum class OomConstraint : uint8_t {
+  kUnknown = 0,
+  kNone = 1,
+  kCpuset = 2,
+  kMempolicy = 3,
+  kMemcg = 4
+};
 absl::string_view OomConstraintName(OomConstraint c);  // "unknown", "global", "cpuset", ...
 
 struct OomKill {
   uint32_t victim_pid = 0;
   std::string victim_comm;
-  uint32_t trigger_pid = 0;         // the task whose allocation invoked the OOM killer
+  uint32_t trigger_pid = 0;  // the task whose allocation invoked the OOM killer
   std::string trigger_comm;
   uint64_t trigger_cgroup_id = 0;
   OomConstraint constraint = OomConstraint::kUnknown;
-  std::string constraint_source;    // "fentry", "kmsg", "memcg_counters" or ""
-  std::string oom_memcg_path;       // the memcg that hit its limit ("" for global / unknown)
+  std::string constraint_source;  // "fentry", "kmsg", "memcg_counters" or ""
+  std::string oom_memcg_path;     // the memcg that hit its limit ("" for global / unknown)
   uint64_t anon_rss_bytes = 0;
   uint64_t file_rss_bytes = 0;
   uint64_t shmem_rss_bytes = 0;
@@ -96,10 +103,10 @@ struct OomKill {
 struct OomPrediction {
   enum class State : uint8_t { kAtRisk = 1, kCleared = 2 };
   State state = State::kAtRisk;
-  int64_t time_to_oom_ms = -1;      // -1: not estimated (e.g. cleared)
-  double confidence = 0;            // 0..1
-  std::string model;                // "trend", "envelope", "pressure", ...
-  std::string reason;               // a sentence for humans
+  int64_t time_to_oom_ms = -1;  // -1: not estimated (e.g. cleared)
+  double confidence = 0;        // 0..1
+  std::string model;            // "trend", "envelope", "pressure", ...
+  std::string reason;           // a sentence for humans
   uint64_t usage_bytes = 0;
   uint64_t non_reclaimable_bytes = 0;
   uint64_t limit_bytes = 0;
@@ -107,12 +114,12 @@ struct OomPrediction {
 };
 
 struct MemoryPressure {
-  uint64_t reclaim_stalls = 0;      // memcg reclaim passes in the interval (BPF)
-  uint64_t reclaim_stall_ns = 0;    // their total duration
+  uint64_t reclaim_stalls = 0;    // memcg reclaim passes in the interval (BPF)
+  uint64_t reclaim_stall_ns = 0;  // their total duration
   uint64_t max_reclaim_stall_ns = 0;
-  double psi_some_avg10 = -1;       // percent, -1 when the cgroup has no memory.pressure
+  double psi_some_avg10 = -1;  // percent, -1 when the cgroup has no memory.pressure
   double psi_full_avg10 = -1;
-  uint64_t limit_hits = 0;          // memory.events max / v1 failcnt, increase in the interval
+  uint64_t limit_hits = 0;  // memory.events max / v1 failcnt, increase in the interval
 };
 
 struct ProcessLifecycle {
@@ -121,13 +128,13 @@ struct ProcessLifecycle {
   uint32_t pid = 0;
   uint32_t ppid = 0;
   std::string comm;
-  int32_t exit_code = 0;            // task->exit_code on exit (signal in the low 7 bits)
+  int32_t exit_code = 0;  // task->exit_code on exit (signal in the low 7 bits)
 };
 
 struct EventsLost {
-  std::string source;               // "ringbuf", "perfbuf", "subscriber_queue", "replay"
+  std::string source;  // "ringbuf", "perfbuf", "subscriber_queue", "replay"
   uint64_t count = 0;
-  uint64_t first_seq = 0;           // gap in the bus sequence, when known (0 otherwise)
+  uint64_t first_seq = 0;  // gap in the bus sequence, when known (0 otherwise)
   uint64_t last_seq = 0;
 };
 
@@ -135,8 +142,8 @@ using EventPayload = std::variant<MemoryUsage, RssChange, OomKill, OomPrediction
                                   ProcessLifecycle, EventsLost>;
 
 struct Event {
-  uint64_t seq = 0;                 // assigned by EventBus::Publish, strictly increasing from 1
-  int64_t time_unix_ns = 0;         // when it happened (kernel time converted to wall clock)
+  uint64_t seq = 0;          // assigned by EventBus::Publish, strictly increasing from 1
+  int64_t time_unix_ns = 0;  // when it happened (kernel time converted to wall clock)
   Severity severity = Severity::kInfo;
   std::shared_ptr<const WorkloadIdentity> identity;  // never null once published
   EventPayload payload;

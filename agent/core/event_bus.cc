@@ -6,9 +6,8 @@
 namespace tapio {
 namespace {
 
-EventPtr MakeLostNotice(const std::shared_ptr<const WorkloadIdentity>& identity,
-                        const char* source, uint64_t count, uint64_t first_seq,
-                        uint64_t last_seq) {
+EventPtr MakeLostNotice(const std::shared_ptr<const WorkloadIdentity>& identity, const char* source,
+                        uint64_t count, uint64_t first_seq, uint64_t last_seq) {
   auto notice = std::make_shared<Event>();
   notice->seq = 0;  // in-band notices are not part of the bus sequence
   notice->time_unix_ns = absl::ToUnixNanos(absl::Now());
@@ -108,8 +107,8 @@ std::shared_ptr<EventBus::Subscription> EventBus::Subscribe(Filter filter, size_
     const uint64_t oldest = replay_.empty() ? next_seq_ : replay_.front()->seq;
     if (want_from < oldest) {
       absl::MutexLock sub_lock(&sub->mu_);
-      sub->queue_.push_back(MakeLostNotice(AgentIdentity(), "replay", oldest - want_from,
-                                           want_from, oldest - 1));
+      sub->queue_.push_back(
+          MakeLostNotice(AgentIdentity(), "replay", oldest - want_from, want_from, oldest - 1));
     }
     for (const auto& event : replay_) {
       if (event->seq >= want_from) sub->Offer(event);

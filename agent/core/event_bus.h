@@ -42,7 +42,7 @@ class EventBus {
     // nullptr after that. Idempotent.
     void Close();
     bool closed() const;
-    uint64_t dropped_total() const;    // events dropped for this subscriber since it began
+    uint64_t dropped_total() const;  // events dropped for this subscriber since it began
     uint64_t delivered_total() const;
 
    private:
@@ -55,7 +55,7 @@ class EventBus {
     mutable absl::Mutex mu_;
     std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
     bool closed_ ABSL_GUARDED_BY(mu_) = false;
-    uint64_t pending_lost_ ABSL_GUARDED_BY(mu_) = 0;   // drops not yet reported in-band
+    uint64_t pending_lost_ ABSL_GUARDED_BY(mu_) = 0;  // drops not yet reported in-band
     uint64_t lost_first_seq_ ABSL_GUARDED_BY(mu_) = 0;
     uint64_t lost_last_seq_ ABSL_GUARDED_BY(mu_) = 0;
     uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
@@ -75,7 +75,7 @@ class EventBus {
 
   size_t subscriber_count() const;
   uint64_t last_seq() const;
-  uint64_t oldest_retained_seq() const;  // 0 when nothing retained
+  uint64_t oldest_retained_seq() const;     // 0 when nothing retained
   uint64_t subscriber_drops_total() const;  // summed over current and past subscribers
 
  private:

@@ -111,8 +111,11 @@ json EventToJson(const Event& event, const std::string& node_name) {
     if (!id.pod_uid.empty()) j["pod_uid"] = id.pod_uid;
     if (!id.qos_class.empty()) j["qos_class"] = id.qos_class;
   }
-  std::visit([&j, &event](const auto& payload) { j[Str(EventKindName(event.kind()))] = PayloadToJson(payload); },
-             event.payload);
+  std::visit(
+      [&j, &event](const auto& payload) {
+        j[Str(EventKindName(event.kind()))] = PayloadToJson(payload);
+      },
+      event.payload);
   return j;
 }
 

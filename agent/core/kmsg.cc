@@ -13,8 +13,8 @@ namespace tapio {
 
 std::optional<KmsgOomSummary> ParseKmsgOomLine(absl::string_view line) {
   // Strip the /dev/kmsg record prefix if present.
-  if (size_t semi = line.find(';'); semi != absl::string_view::npos &&
-                                    line.find("oom-kill:") > semi) {
+  if (size_t semi = line.find(';');
+      semi != absl::string_view::npos && line.find("oom-kill:") > semi) {
     line.remove_prefix(semi + 1);
   }
   const size_t at = line.find("oom-kill:");
@@ -31,11 +31,16 @@ std::optional<KmsgOomSummary> ParseKmsgOomLine(absl::string_view line) {
     absl::string_view value = field.substr(eq + 1);
     if (key == "constraint") {
       has_constraint = true;
-      if (value == "CONSTRAINT_NONE") out.constraint = OomConstraint::kNone;
-      else if (value == "CONSTRAINT_CPUSET") out.constraint = OomConstraint::kCpuset;
-      else if (value == "CONSTRAINT_MEMORY_POLICY") out.constraint = OomConstraint::kMempolicy;
-      else if (value == "CONSTRAINT_MEMCG") out.constraint = OomConstraint::kMemcg;
-      else has_constraint = false;
+      if (value == "CONSTRAINT_NONE")
+        out.constraint = OomConstraint::kNone;
+      else if (value == "CONSTRAINT_CPUSET")
+        out.constraint = OomConstraint::kCpuset;
+      else if (value == "CONSTRAINT_MEMORY_POLICY")
+        out.constraint = OomConstraint::kMempolicy;
+      else if (value == "CONSTRAINT_MEMCG")
+        out.constraint = OomConstraint::kMemcg;
+      else
+        has_constraint = false;
     } else if (key == "oom_memcg") {
       out.oom_memcg = std::string(value);
     } else if (key == "task_memcg") {

@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "agent/core/event.h"
 #include "agent/core/file_util.h"
 
@@ -21,7 +21,7 @@ namespace tapio {
 
 struct KmsgOomSummary {
   OomConstraint constraint = OomConstraint::kUnknown;
-  std::string oom_memcg;   // "" for a global OOM
+  std::string oom_memcg;  // "" for a global OOM
   std::string task_memcg;
   std::string task;
   uint32_t pid = 0;

@@ -3,9 +3,8 @@
 #ifndef TAPIO_AGENT_CORE_LOG_H_
 #define TAPIO_AGENT_CORE_LOG_H_
 
-#include "absl/strings/string_view.h"
-
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 
 namespace tapio {
 
@@ -18,11 +17,11 @@ void LogLine(LogLevel level, absl::string_view message);
 }  // namespace tapio
 
 // TAPIO_LOG(kInfo, "attached %d programs", n): absl::StrFormat syntax, checked at compile time.
-#define TAPIO_LOG(level, ...)                                                    \
-  do {                                                                           \
-    if (::tapio::LogEnabled(::tapio::LogLevel::level)) {                         \
+#define TAPIO_LOG(level, ...)                                                     \
+  do {                                                                            \
+    if (::tapio::LogEnabled(::tapio::LogLevel::level)) {                          \
       ::tapio::LogLine(::tapio::LogLevel::level, ::absl::StrFormat(__VA_ARGS__)); \
-    }                                                                            \
+    }                                                                             \
   } while (0)
 
 #endif  // TAPIO_AGENT_CORE_LOG_H_

@@ -7,9 +7,9 @@
 
 #include <array>
 #include <cstdint>
-#include "absl/strings/string_view.h"
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/string_view.h"
 
 namespace tapio {
 
@@ -23,7 +23,7 @@ struct ProcessRss {  // pages, as the kernel's mm counters
 
 struct ProcessInfo {
   uint64_t cgroup_id = 0;
-  uint64_t start_time_ns = 0;   // task->start_time: a reused pid has a different one
+  uint64_t start_time_ns = 0;  // task->start_time: a reused pid has a different one
   uint32_t ppid = 0;
   std::array<char, 16> comm{};  // NUL-terminated, as the kernel's TASK_COMM_LEN
   ProcessRss rss;

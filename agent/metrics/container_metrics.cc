@@ -18,10 +18,8 @@ using prometheus::MetricFamily;
 using prometheus::MetricType;
 
 constexpr std::pair<ContainerLabel, std::string_view> kLabelNames[] = {
-    {ContainerLabel::kNamespace, "namespace"},
-    {ContainerLabel::kPod, "pod"},
-    {ContainerLabel::kContainer, "container"},
-    {ContainerLabel::kContainerId, "container_id"},
+    {ContainerLabel::kNamespace, "namespace"}, {ContainerLabel::kPod, "pod"},
+    {ContainerLabel::kContainer, "container"}, {ContainerLabel::kContainerId, "container_id"},
     {ContainerLabel::kCgroup, "cgroup"},
 };
 
@@ -122,9 +120,9 @@ absl::StatusOr<std::vector<ContainerLabel>> ParseContainerLabels(absl::string_vi
       found = true;
     }
     if (!found) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "metrics labels: unknown label \"", part,
-          "\" (known: namespace,pod,container,container_id,cgroup)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("metrics labels: unknown label \"", part,
+                       "\" (known: namespace,pod,container,container_id,cgroup)"));
     }
   }
   return out;
@@ -290,8 +288,8 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
        "Memory usage minus inactive page cache, as cAdvisor container_memory_working_set_bytes.",
        MetricType::Gauge, true, &SeriesAggregate::working_set_bytes},
       {"tapio_container_memory_usage_bytes",
-       "Memory charged to the cgroup (memory.current or memory.usage_in_bytes).",
-       MetricType::Gauge, true, &SeriesAggregate::usage_bytes},
+       "Memory charged to the cgroup (memory.current or memory.usage_in_bytes).", MetricType::Gauge,
+       true, &SeriesAggregate::usage_bytes},
       {"tapio_container_memory_rss_bytes", "Anonymous memory, as cAdvisor container_memory_rss.",
        MetricType::Gauge, true, &SeriesAggregate::rss_bytes},
       {"tapio_container_memory_cache_bytes",
@@ -360,9 +358,9 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
                                   "Predicted time until the container is OOM killed; present "
                                   "only while at risk with an estimate.",
                                   MetricType::Gauge);
-  MetricFamily confidence = Family("tapio_container_oom_prediction_confidence",
-                                   "Confidence (0..1) of the last OOM prediction.",
-                                   MetricType::Gauge);
+  MetricFamily confidence =
+      Family("tapio_container_oom_prediction_confidence",
+             "Confidence (0..1) of the last OOM prediction.", MetricType::Gauge);
   for (const auto& [key, a] : series) {
     const auto l = labels_of(key);
     if (a.has_usage) {
@@ -420,9 +418,9 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
   if (!have_health) return out;
   MetricFamily received = Family("tapio_agent_events_received_total",
                                  "Events received from each source.", MetricType::Counter);
-  MetricFamily lost = Family("tapio_agent_events_lost_total",
-                             "Events each source lost before the agent read them.",
-                             MetricType::Counter);
+  MetricFamily lost =
+      Family("tapio_agent_events_lost_total", "Events each source lost before the agent read them.",
+             MetricType::Counter);
   for (const auto& s : health.sources) {
     received.metric.push_back(Sample({{"source", s.name}}, MetricType::Counter, s.received_total));
     lost.metric.push_back(Sample({{"source", s.name}}, MetricType::Counter, s.lost_total));
@@ -437,18 +435,17 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
          MetricType::Counter, health.subscriber_drops_total);
   single("tapio_agent_subscribers", "Current event subscribers.", MetricType::Gauge,
          health.subscribers);
-  single("tapio_agent_attribution_failures_total",
-         "cgroup to container lookups that failed.", MetricType::Counter,
-         health.attribution_failures_total);
+  single("tapio_agent_attribution_failures_total", "cgroup to container lookups that failed.",
+         MetricType::Counter, health.attribution_failures_total);
   single("tapio_agent_bpf_stats_enabled",
          "1 when kernel.bpf_stats_enabled is on, so BPF run counts and times are collected.",
          MetricType::Gauge, health.bpf_stats_enabled ? 1 : 0);
-  MetricFamily runs = Family("tapio_agent_bpf_program_runs_total",
-                             "Times each BPF program ran (bpf_prog_info run_cnt).",
-                             MetricType::Counter);
-  MetricFamily run_s = Family("tapio_agent_bpf_program_run_seconds_total",
-                              "Time spent in each BPF program (bpf_prog_info run_time_ns).",
-                              MetricType::Counter);
+  MetricFamily runs =
+      Family("tapio_agent_bpf_program_runs_total",
+             "Times each BPF program ran (bpf_prog_info run_cnt).", MetricType::Counter);
+  MetricFamily run_s =
+      Family("tapio_agent_bpf_program_run_seconds_total",
+             "Time spent in each BPF program (bpf_prog_info run_time_ns).", MetricType::Counter);
   for (const auto& p : health.bpf_programs) {
     runs.metric.push_back(Sample({{"program", p.name}}, MetricType::Counter, p.run_count));
     run_s.metric.push_back(Sample({{"program", p.name}}, MetricType::Counter, p.run_time_ns / 1e9));
@@ -456,8 +453,8 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
   add_family(std::move(runs));
   add_family(std::move(run_s));
   {
-    MetricFamily f = Family("tapio_agent_build_info", "1, labelled with the agent version.",
-                            MetricType::Gauge);
+    MetricFamily f =
+        Family("tapio_agent_build_info", "1, labelled with the agent version.", MetricType::Gauge);
     f.metric.push_back(Sample({{"version", health.version}}, MetricType::Gauge, 1));
     out.push_back(std::move(f));
   }

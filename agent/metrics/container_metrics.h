@@ -4,26 +4,28 @@
 // callback, into metric families. MetricsExporter (metrics_exporter.h) puts it behind /metrics.
 //
 // Series (docs/metrics.md is the reference; cAdvisor meaning where one exists):
-//   tapio_container_memory_working_set_bytes   usage - inactive_file (container_memory_working_set_bytes)
-//   tapio_container_memory_usage_bytes         memory.current / usage_in_bytes (container_memory_usage_bytes)
-//   tapio_container_memory_rss_bytes           anon (container_memory_rss)
-//   tapio_container_memory_cache_bytes         page cache incl. tmpfs (container_memory_cache)
-//   tapio_container_memory_shmem_bytes, _swap_bytes, _non_reclaimable_bytes
-//   tapio_container_spec_memory_limit_bytes    effective limit, 0 = unlimited (container_spec_memory_limit_bytes)
-//   tapio_container_oom_kills_total            OOM kills of a process in the container (container_oom_events_total)
-//   tapio_container_memory_limit_hits_total    failcnt / memory.events max (container_memory_failcnt)
-//   tapio_container_memory_reclaim_stalls_total, tapio_container_memory_reclaim_stall_seconds_total
-//   tapio_container_memory_pressure_some_ratio, _full_ratio   PSI avg10 / 100, when the cgroup has PSI
-//   tapio_container_oom_risk                   1 while a prediction says at risk, else 0
-//   tapio_container_oom_predicted_seconds      predicted time to OOM; present only while at risk
-//   tapio_container_oom_prediction_confidence  0..1, last prediction
-//   tapio_container_info                       1, with every identity label (for joins)
+//   tapio_container_memory_working_set_bytes   usage - inactive_file
+//   (container_memory_working_set_bytes) tapio_container_memory_usage_bytes         memory.current
+//   / usage_in_bytes (container_memory_usage_bytes) tapio_container_memory_rss_bytes           anon
+//   (container_memory_rss) tapio_container_memory_cache_bytes         page cache incl. tmpfs
+//   (container_memory_cache) tapio_container_memory_shmem_bytes, _swap_bytes,
+//   _non_reclaimable_bytes tapio_container_spec_memory_limit_bytes    effective limit, 0 =
+//   unlimited (container_spec_memory_limit_bytes) tapio_container_oom_kills_total            OOM
+//   kills of a process in the container (container_oom_events_total)
+//   tapio_container_memory_limit_hits_total    failcnt / memory.events max
+//   (container_memory_failcnt) tapio_container_memory_reclaim_stalls_total,
+//   tapio_container_memory_reclaim_stall_seconds_total tapio_container_memory_pressure_some_ratio,
+//   _full_ratio   PSI avg10 / 100, when the cgroup has PSI tapio_container_oom_risk 1 while a
+//   prediction says at risk, else 0 tapio_container_oom_predicted_seconds      predicted time to
+//   OOM; present only while at risk tapio_container_oom_prediction_confidence  0..1, last
+//   prediction tapio_container_info                       1, with every identity label (for joins)
 // Agent health (tapio_agent_*) comes from AgentHealthProvider at scrape time.
 //
 // Label modes: the per-container series carry the labels named in Options::labels, a subset of
 // {namespace, pod, container, container_id, cgroup}. Two cgroups that map to the same label values
 // (for example label "pod" for two containers of one pod) are merged into one series: byte gauges
-// and counters are summed, predicted seconds take the minimum, risk/confidence/pressure the maximum.
+// and counters are summed, predicted seconds take the minimum, risk/confidence/pressure the
+// maximum.
 //
 // Lifetime of series: a cgroup's series exist from its first event until ForgetContainer(cgroup_id)
 // (called by whoever owns container lifecycle: the attribution registry when it drops a container
@@ -73,18 +75,18 @@ struct AgentHealth {
     uint64_t lost_total = 0;      // events this source lost before user space saw them
   };
   struct BpfProgram {
-    std::string name;             // program name as in the skeleton, e.g. "handle_mark_victim"
-    uint64_t run_count = 0;       // bpf_prog_info.run_cnt (needs kernel.bpf_stats_enabled=1)
-    uint64_t run_time_ns = 0;     // bpf_prog_info.run_time_ns
+    std::string name;          // program name as in the skeleton, e.g. "handle_mark_victim"
+    uint64_t run_count = 0;    // bpf_prog_info.run_cnt (needs kernel.bpf_stats_enabled=1)
+    uint64_t run_time_ns = 0;  // bpf_prog_info.run_time_ns
   };
   std::vector<Source> sources;
-  uint64_t ringbuf_lost_total = 0;           // ring buffer reserve failures (per-CPU BPF counter summed)
-  uint64_t subscriber_drops_total = 0;       // EventBus::subscriber_drops_total()
-  uint64_t subscribers = 0;                  // EventBus::subscriber_count()
-  uint64_t attribution_failures_total = 0;   // cgroup id -> container lookups that failed
-  bool bpf_stats_enabled = false;            // whether run_count/run_time_ns are meaningful
+  uint64_t ringbuf_lost_total = 0;      // ring buffer reserve failures (per-CPU BPF counter summed)
+  uint64_t subscriber_drops_total = 0;  // EventBus::subscriber_drops_total()
+  uint64_t subscribers = 0;             // EventBus::subscriber_count()
+  uint64_t attribution_failures_total = 0;  // cgroup id -> container lookups that failed
+  bool bpf_stats_enabled = false;           // whether run_count/run_time_ns are meaningful
   std::vector<BpfProgram> bpf_programs;
-  std::string version;                       // agent version, for tapio_agent_build_info
+  std::string version;  // agent version, for tapio_agent_build_info
 };
 using AgentHealthProvider = std::function<AgentHealth()>;
 
@@ -95,8 +97,8 @@ class ContainerMetrics : public prometheus::Collectable {
     // Series of a cgroup with no event for this long are dropped at scrape time. Zero: never.
     // Default: 10 minutes, far above any sampler cadence (seconds).
     absl::Duration stale_after = absl::Minutes(10);
-    AgentHealthProvider health;              // may be null: no tapio_agent_* health series
-    std::function<absl::Time()> clock;       // null: absl::Now
+    AgentHealthProvider health;         // may be null: no tapio_agent_* health series
+    std::function<absl::Time()> clock;  // null: absl::Now
   };
 
   static absl::StatusOr<std::unique_ptr<ContainerMetrics>> Create(Options options);

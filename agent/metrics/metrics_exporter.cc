@@ -14,8 +14,8 @@ namespace tapio::metrics {
 
 absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Create(Options options) {
   if (options.listen_address.empty() || options.listen_address.find(':') == std::string::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics_address: want host:port, got \"", options.listen_address, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics_address: want host:port, got \"", options.listen_address, "\""));
   }
   if (options.http_threads == 0) {
     return absl::InvalidArgumentError("metrics http_threads: must be >= 1");

@@ -4,13 +4,12 @@
 // bench/bpf (bare libbpf drain of the real ring buffer), see docs/performance.md.
 //
 //   build/bench/agent/ingest_bench --benchmark_min_time=2
+#include <benchmark/benchmark.h>
 #include <sys/stat.h>
 
 #include <cstring>
 #include <random>
 #include <vector>
-
-#include <benchmark/benchmark.h>
 
 #include "agent/bpf/record.h"
 #include "agent/pipeline.h"
@@ -54,7 +53,10 @@ RecordBuffer MakeRecords(size_t n) {
     h.ts_ns = i * 1000;
     std::strncpy(h.comm, "worker", sizeof(h.comm));
     switch (i % 10) {
-      case 0: case 1: case 2: case 3: {
+      case 0:
+      case 1:
+      case 2:
+      case 3: {
         tapio_rss_record r{};
         h.type = TAPIO_REC_RSS_CHANGE;
         r.hdr = h;
@@ -63,10 +65,15 @@ RecordBuffer MakeRecords(size_t n) {
         Add(&buf, r);
         break;
       }
-      case 4: case 5: case 6: case 7: case 8: {
+      case 4:
+      case 5:
+      case 6:
+      case 7:
+      case 8: {
         tapio_proc_record r{};
-        h.type = i % 10 <= 5 ? TAPIO_REC_PROC_EXEC : i % 10 == 6 ? TAPIO_REC_PROC_FORK
-                                                                 : TAPIO_REC_PROC_EXIT;
+        h.type = i % 10 <= 5   ? TAPIO_REC_PROC_EXEC
+                 : i % 10 == 6 ? TAPIO_REC_PROC_FORK
+                               : TAPIO_REC_PROC_EXIT;
         r.hdr = h;
         r.ppid = 1;
         Add(&buf, r);

@@ -1,14 +1,13 @@
 // The agent binary on the real kernel (root): RSS of a process in a memory cgroup, OOM kills with
 // the victim's identity, and loss accounting. Each test makes its own cgroups (TestCgroup) and
 // removes them, even on failure.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <map>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "tests/agent/agent_process.h"
@@ -145,11 +144,36 @@ TEST_F(AgentKernelTest, KernelLossIsCountedAndReportedInBand) {
   EXPECT_NE(log.substr(at, 16), "lost: ringbuf=0 ") << log;
 }
 
+TEST_F(AgentKernelTest, HealthAddressServesGrpcHealthForProbes) {
+  auto agent = AgentProcess::Start({"--health_address=127.0.0.1:0", "--summary_interval_s=0"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  const std::string log = (*agent)->Log();
+  const size_t at = log.find("gRPC health on port ");
+  ASSERT_NE(at, std::string::npos) << log;
+  const int port = std::atoi(log.c_str() + at + 20);
+  ASSERT_GT(port, 0) << log;
+  const std::string cmd =
+      absl::StrCat("/usr/bin/python3 ", TAPIO_SOURCE_DIR,
+                   "/tests/api/client.py health --insecure --address 127.0.0.1:", port, " 2>&1");
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096] = {};
+  const size_t n = fread(buf, 1, sizeof(buf) - 1, p);
+  const int rc = pclose(p);
+  EXPECT_EQ(rc, 0) << std::string(buf, n);
+  EXPECT_NE(std::string(buf, n).find("SERVING"), std::string::npos) << std::string(buf, n);
+  EXPECT_TRUE((*agent)->Stop().ok());
+}
+
 TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
-  auto agent = AgentProcess::Start({"--ringbuf_kib=3"}, absl::Seconds(10));
-  ASSERT_FALSE(agent.ok());
-  EXPECT_NE(agent.status().message().find("--ringbuf_kib"), absl::string_view::npos)
-      << agent.status();
+  for (const char* flag : {"--ringbuf_kib=3", "--health_address=unix:///x", "--attribution=magic",
+                           "--metrics_labels=bogus", "--output=xml"}) {
+    auto agent = AgentProcess::Start({flag}, absl::Seconds(10));
+    ASSERT_FALSE(agent.ok()) << flag;
+    const std::string name = std::string(flag).substr(0, std::string(flag).find('='));
+    EXPECT_NE(agent.status().message().find(name), absl::string_view::npos)
+        << flag << ": " << agent.status();
+  }
 }
 
 }  // namespace

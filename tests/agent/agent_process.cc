@@ -8,8 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -76,6 +76,9 @@ AgentProcess::~AgentProcess() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
+    // A killed agent cannot remove its socket: do it for it (the path is private to this test).
+    const std::string socket = grpc_socket_path();
+    if (!socket.empty()) unlink(socket.c_str());
   }
   if (out_reader_.joinable()) out_reader_.join();
   if (err_reader_.joinable()) err_reader_.join();
@@ -141,16 +144,15 @@ absl::StatusOr<int> AgentProcess::MetricsPort() const {
   const size_t at = absl::string_view(log).find(kMarker);
   if (at == std::string::npos) return absl::NotFoundError("no \"metrics on\" line in the log");
   const size_t end = log.find('\n', at);
-  absl::string_view url =
-      absl::string_view(log).substr(at + kMarker.size(), end == std::string::npos
-                                                              ? std::string::npos
-                                                              : end - at - kMarker.size());
+  absl::string_view url = absl::string_view(log).substr(
+      at + kMarker.size(),
+      end == std::string::npos ? std::string::npos : end - at - kMarker.size());
   const size_t slash = url.find('/');
   absl::string_view host_port = url.substr(0, slash);
   const size_t colon = host_port.rfind(':');
   int port = 0;
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(host_port.substr(colon + 1), &port) || port <= 0 || port > 65535) {
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(host_port.substr(colon + 1), &port) ||
+      port <= 0 || port > 65535) {
     return absl::InvalidArgumentError(absl::StrCat("bad metrics url in the log: ", url));
   }
   return port;

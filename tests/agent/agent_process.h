@@ -21,9 +21,8 @@ namespace tapio::testing {
 class AgentProcess {
  public:
   // Starts TAPIO_AGENT_PATH with `args` (plus --output=json) and waits for "running on node".
-  static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(const std::vector<std::string>& args,
-                                                             absl::Duration ready_timeout =
-                                                                 absl::Seconds(30));
+  static absl::StatusOr<std::unique_ptr<AgentProcess>> Start(
+      const std::vector<std::string>& args, absl::Duration ready_timeout = absl::Seconds(30));
   ~AgentProcess();
 
   // Waits until some event satisfies `pred`; returns a copy of it.

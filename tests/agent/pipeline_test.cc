@@ -2,11 +2,10 @@
 // fixture directories, as on a real host).
 #include "agent/pipeline.h"
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 namespace tapio {
 namespace {
@@ -65,8 +64,8 @@ class PipelineTest : public ::testing::Test {
 };
 
 TEST_F(PipelineTest, OomKillCarriesVictimCgroupAndKmsgConstraint) {
-  pipeline_->HandleKmsgOom({OomConstraint::kMemcg, "/kubepods/pod1", "/kubepods/pod1/ctr1",
-                            "leak", 42});
+  pipeline_->HandleKmsgOom(
+      {OomConstraint::kMemcg, "/kubepods/pod1", "/kubepods/pod1/ctr1", "leak", 42});
   tapio_oom_record r{};
   r.hdr = Header(TAPIO_REC_OOM_KILL, 42, ctr_, "leak");
   r.rss.anon_pages = 1000;

@@ -1,12 +1,11 @@
 // The predictor inside the running agent, on real memory cgroups (root): a leak is predicted well
 // before the kernel kills it; page cache filling a cgroup to its limit is not a risk.
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -81,10 +80,9 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
   const std::string file = absl::StrCat("/var/tmp/tapio-cache-test-", getpid());
   SpawnOptions so;
   so.capture_stdout = true;
-  auto child = (*cg)->Spawn(
-      {TestAllocPath(), "--mib=192", "--step-mib=4", "--rate=16", "--hold-s=5",
-       absl::StrCat("--file=", file)},
-      so);
+  auto child = (*cg)->Spawn({TestAllocPath(), "--mib=192", "--step-mib=4", "--rate=16",
+                             "--hold-s=5", absl::StrCat("--file=", file)},
+                            so);
   ASSERT_TRUE(child.ok()) << child.status();
   auto status = child->Wait(absl::Seconds(60));
   ASSERT_TRUE(status.ok()) << status.status();

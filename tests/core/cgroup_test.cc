@@ -27,15 +27,15 @@ TEST(CgroupLayoutTest, HybridHostUsesCgroup2IdsAndV1Memory) {
 }
 
 TEST(CgroupLayoutTest, PureV2HostReadsMemoryFromCgroup2) {
-  auto layout = CgroupLayout::FromMounts("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", "cpu memory io\n");
+  auto layout =
+      CgroupLayout::FromMounts("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n", "cpu memory io\n");
   ASSERT_TRUE(layout.ok());
   EXPECT_TRUE(layout->memory_on_unified);
   EXPECT_EQ(layout->MemoryDir("/x"), "/sys/fs/cgroup/x");
 }
 
 TEST(CgroupLayoutTest, PureV1HostTakesIdsFromTheMemoryTree) {
-  auto layout =
-      CgroupLayout::FromMounts("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n", "");
+  auto layout = CgroupLayout::FromMounts("cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n", "");
   ASSERT_TRUE(layout.ok());
   EXPECT_TRUE(layout->ids_from_v1_memory());
   EXPECT_EQ(layout->id_root(), "/sys/fs/cgroup/memory");
@@ -75,8 +75,8 @@ TEST(CgroupMemoryReaderTest, V2FixtureGivesNonReclaimableAndPodLimit) {
   auto stat = (*reader)->Read();
   ASSERT_TRUE(stat.ok()) << stat.status();
   EXPECT_EQ(stat->usage_bytes, 524288000u);
-  EXPECT_EQ(stat->limit_bytes, 0u);                      // "max"
-  EXPECT_EQ(stat->effective_limit_bytes, 1073741824u);   // the pod's limit
+  EXPECT_EQ(stat->limit_bytes, 0u);                     // "max"
+  EXPECT_EQ(stat->effective_limit_bytes, 1073741824u);  // the pod's limit
   EXPECT_EQ(stat->anon_bytes, 209715200u);
   EXPECT_EQ(stat->shmem_bytes, 52428800u);
   EXPECT_EQ(stat->kernel_unreclaimable_bytes, 20971520u - 10485760u);

@@ -291,9 +291,9 @@ TEST_F(ContainerMetricsTest, NoHealthProviderMeansNoAgentSeries) {
 TEST(ParseContainerLabelsTest, AcceptsKnownNamesInOrder) {
   auto labels = ParseContainerLabels("pod, container_id,cgroup");
   ASSERT_TRUE(labels.ok()) << labels.status();
-  EXPECT_EQ(*labels, (std::vector<ContainerLabel>{ContainerLabel::kPod,
-                                                  ContainerLabel::kContainerId,
-                                                  ContainerLabel::kCgroup}));
+  EXPECT_EQ(*labels,
+            (std::vector<ContainerLabel>{ContainerLabel::kPod, ContainerLabel::kContainerId,
+                                         ContainerLabel::kCgroup}));
 }
 
 TEST(ParseContainerLabelsTest, RejectsUnknownDuplicateAndEmptyNamingTheEntry) {

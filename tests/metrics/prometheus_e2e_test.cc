@@ -2,13 +2,13 @@
 // test exporter fed synthetic events, and PromQL over the HTTP API returns the OOM kill count and
 // the predicted time to OOM of a test container; the dashboard's queries parse and run; and
 // `promtool check metrics` finds nothing to complain about in a real exposition.
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <netinet/in.h>
 
 #include <filesystem>
 #include <fstream>
@@ -167,7 +167,8 @@ absl::StatusOr<std::string> PollSingleValue(int port, const std::string& promql,
     if (data.ok() && (*data)["result"].is_array() && (*data)["result"].size() == 1) {
       return (*data)["result"][0]["value"][1].get<std::string>();
     }
-    last = data.ok() ? absl::NotFoundError(absl::StrCat(promql, ": ", data->dump())) : data.status();
+    last =
+        data.ok() ? absl::NotFoundError(absl::StrCat(promql, ": ", data->dump())) : data.status();
     absl::SleepFor(absl::Milliseconds(500));
   }
   return absl::DeadlineExceededError(absl::StrCat("after deadline: ", last.ToString()));
@@ -188,12 +189,11 @@ TEST(PrometheusE2eTest, RealPrometheusScrapesOomKillsAndPredictedTimeToOom) {
         << "scrape_configs:\n  - job_name: tapio\n    static_configs:\n"
         << "      - targets: ['127.0.0.1:" << exporter->port() << "']\n";
   }
-  ChildProcess prometheus({"/usr/bin/prometheus",
-                           "--config.file=" + (dir.path() / "prometheus.yml").string(),
-                           "--storage.tsdb.path=" + (dir.path() / "data").string(),
-                           absl::StrCat("--web.listen-address=127.0.0.1:", prom_port),
-                           "--log.level=warn"},
-                          dir.path() / "prometheus.log");
+  ChildProcess prometheus(
+      {"/usr/bin/prometheus", "--config.file=" + (dir.path() / "prometheus.yml").string(),
+       "--storage.tsdb.path=" + (dir.path() / "data").string(),
+       absl::StrCat("--web.listen-address=127.0.0.1:", prom_port), "--log.level=warn"},
+      dir.path() / "prometheus.log");
   // Prometheus answers its first sample after about 6 s here; allow 30 s.
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   auto kills = PollSingleValue(prom_port,
@@ -206,8 +206,8 @@ TEST(PrometheusE2eTest, RealPrometheusScrapesOomKillsAndPredictedTimeToOom) {
       PollSingleValue(prom_port, "tapio_container_oom_predicted_seconds{pod=\"leaky\"}", deadline);
   ASSERT_TRUE(predicted.ok()) << predicted.status();
   EXPECT_EQ(*predicted, "42");
-  auto limit =
-      PollSingleValue(prom_port, "tapio_container_spec_memory_limit_bytes{pod=\"leaky\"}", deadline);
+  auto limit = PollSingleValue(prom_port, "tapio_container_spec_memory_limit_bytes{pod=\"leaky\"}",
+                               deadline);
   ASSERT_TRUE(limit.ok()) << limit.status();
   EXPECT_EQ(*limit, "67108864");
 
@@ -221,10 +221,9 @@ TEST(PrometheusE2eTest, RealPrometheusScrapesOomKillsAndPredictedTimeToOom) {
   for (const auto& panel : dashboard["panels"]) {
     for (const auto& target : panel["targets"]) {
       std::string expr = target["expr"].get<std::string>();
-      expr = absl::StrReplaceAll(expr, {{"$namespace", ".*"},
-                                        {"$pod", ".*"},
-                                        {"$__rate_interval", "1m"},
-                                        {"$__range", "1h"}});
+      expr = absl::StrReplaceAll(
+          expr,
+          {{"$namespace", ".*"}, {"$pod", ".*"}, {"$__rate_interval", "1m"}, {"$__range", "1h"}});
       auto result = Query(prom_port, expr);
       EXPECT_TRUE(result.ok()) << panel["title"] << ": " << result.status();
       if (result.ok() && expr.find("tapio_container_oom_predicted_seconds") != std::string::npos) {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Agent memory while tracking N processes (default 10,000): agent RSS (VmRSS, VmHWM) plus the
+# kernel memory of its BPF maps (fdinfo memlock), after several task-iterator passes.
+#   bench/agent/memory_10k.sh [build-dir] [N]        (root)
+set -euo pipefail
+build=${1:-build}
+n=${2:-10000}
+agent=$build/agent/tapio-agent
+idle=$build/bench/agent/idle-procs
+tmp=$(mktemp -d)
+idle_pid= agent_pid=
+cleanup() {
+  [[ -n $agent_pid ]] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+  [[ -n $idle_pid ]] && kill "$idle_pid" 2>/dev/null && wait "$idle_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+"$idle" "$n" >"$tmp/idle.out" &
+idle_pid=$!
+for _ in $(seq 600); do grep -q ready "$tmp/idle.out" && break; sleep 0.1; done
+procs=$(ls /proc | grep -c '^[0-9]')
+"$agent" --output=none --summary_interval_s=0 --snapshot_interval_ms=1000 \
+  --grpc_address="unix://$tmp/tapio.sock" --metrics_address=127.0.0.1:0 2>"$tmp/agent.log" &
+agent_pid=$!
+sleep 12  # ~10 snapshot passes, each seeing every process
+rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$agent_pid/status)
+hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$agent_pid/status)
+maps=0
+for fd in /proc/$agent_pid/fdinfo/*; do
+  if grep -q '^map_type' "$fd" 2>/dev/null; then
+    m=$(awk '/^memlock/{print $2}' "$fd"); maps=$((maps + m))
+  fi
+done
+tracked=$(grep -o 'processes=[0-9]*' "$tmp/agent.log" | tail -1 || true)
+kill -TERM "$agent_pid"; wait "$agent_pid" || true; agent_pid=
+tracked=$(grep -o 'processes=[0-9]*' "$tmp/agent.log" | tail -1)
+echo "processes on host: $procs; agent $tracked"
+echo "agent VmRSS: $((rss_kb / 1024)) MiB (peak VmHWM $((hwm_kb / 1024)) MiB)"
+echo "BPF maps (memlock): $((maps / 1024 / 1024)) MiB"
+echo "total: $(((rss_kb * 1024 + maps) / 1024 / 1024)) MiB"
