@@ -133,7 +133,7 @@ void EventFanout::Dispatch() {
   }
 }
 
-std::shared_ptr<StreamQueue> EventFanout::Attach(std::shared_ptr<const EventFilter> filter,
+std::shared_ptr<StreamQueue> EventFanout::Attach(const std::shared_ptr<const EventFilter>& filter,
                                                  size_t capacity,
                                                  std::optional<uint64_t> resume_after) {
   auto stream = std::make_shared<StreamQueue>(filter, capacity);

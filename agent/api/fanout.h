@@ -75,8 +75,8 @@ class EventFanout {
   EventFanout(const EventFanout&) = delete;
   EventFanout& operator=(const EventFanout&) = delete;
 
-  std::shared_ptr<StreamQueue> Attach(std::shared_ptr<const EventFilter> filter, size_t capacity,
-                                      std::optional<uint64_t> resume_after);
+  std::shared_ptr<StreamQueue> Attach(const std::shared_ptr<const EventFilter>& filter,
+                                      size_t capacity, std::optional<uint64_t> resume_after);
   void Detach(const std::shared_ptr<StreamQueue>& stream);
   // Closes every stream, stops the dispatcher, leaves the bus. Idempotent.
   void Stop();
