@@ -2,6 +2,8 @@
 // the C++ stub (tapio_proto), Debian's python3-grpcio (tests/api/client.py, a subprocess that
 // compiles the published .proto files itself) and tapioctl. LABEL e2e: needs root (BPF), protoc
 // and python3-grpcio. Every cgroup, process and socket a test makes is removed, even on failure.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -16,9 +18,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -116,8 +115,8 @@ struct RunResult {
   int code = -1;
   std::string out, err;
 };
-RunResult RunCommand(const std::vector<std::string>& argv, const std::string& dir, const std::string& tag,
-              absl::Duration timeout = absl::Seconds(30)) {
+RunResult RunCommand(const std::vector<std::string>& argv, const std::string& dir,
+                     const std::string& tag, absl::Duration timeout = absl::Seconds(30)) {
   Subprocess p(argv, dir, tag);
   RunResult r;
   r.code = p.Wait(timeout);
@@ -150,9 +149,9 @@ class AgentApiE2eTest : public ::testing::Test {
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF); CI runs as root";
     ASSERT_FALSE(tmp_.path().empty());
-    auto agent = AgentProcess::Start(
-        {"--summary_interval_s=0", "--process_events=false", "--attribution=none",
-         "--usage_interval_s=1", "--max_sample_interval_ms=1000", "--node_name=e2e-node"});
+    auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
+                                      "--attribution=none", "--usage_interval_s=1",
+                                      "--max_sample_interval_ms=1000", "--node_name=e2e-node"});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     channel_ = grpc::CreateChannel(agent_->grpc_address(), grpc::InsecureChannelCredentials());
@@ -201,9 +200,9 @@ class AgentApiE2eTest : public ::testing::Test {
 
 TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
   // The python client: only oom_kill, one event, bounded in time.
-  Subprocess py({"/usr/bin/python3", SourceDir() + "/tests/api/client.py", "subscribe",
-                 "--address", agent_->grpc_address(), "--proto-dir", SourceDir() + "/api",
-                 "--type", "oom_kill", "--count", "1", "--timeout", "60"},
+  Subprocess py({"/usr/bin/python3", SourceDir() + "/tests/api/client.py", "subscribe", "--address",
+                 agent_->grpc_address(), "--proto-dir", SourceDir() + "/api", "--type", "oom_kill",
+                 "--count", "1", "--timeout", "60"},
                 tmp_.path(), "py");
 
   // The C++ client, on its own thread, with the same filter.
@@ -236,7 +235,8 @@ TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
 
   // Python compiles the protos first: wait until both streams are registered by the agent.
   ASSERT_TRUE(WaitSubscribers(2, absl::Seconds(30)))
-      << "python stderr: " << py.Stderr() << "\nagent log:\n" << agent_->Log();
+      << "python stderr: " << py.Stderr() << "\nagent log:\n"
+      << agent_->Log();
 
   // Some unrelated traffic that the filter must keep out: a workload that holds memory.
   auto noise = TestCgroup::Create();
@@ -260,6 +260,10 @@ TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
   auto kills = (*cg)->ReadOomKillCount();
   ASSERT_TRUE(kills.ok());
   ASSERT_EQ(*kills, 1u) << "the kernel's own oom_kill counter";
+  // The cgroup id events must carry: the inode of the cgroup2 directory.
+  struct stat v2;
+  ASSERT_EQ(::stat((*cg)->v2_dir().c_str(), &v2), 0);
+  const uint64_t inode = v2.st_ino;
 
   // Python: exits 0 after its one event.
   const int py_code = py.Wait(absl::Seconds(30));
@@ -271,7 +275,7 @@ TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
   EXPECT_EQ(pe["oom_kill"]["victim_pid"].get<int>(), victim) << pe.dump();
   EXPECT_EQ(pe["oom_kill"]["victim_comm"].get<std::string>(), "tapio-test-allo");
   EXPECT_EQ(pe["oom_kill"]["constraint"].get<std::string>(), "OOM_CONSTRAINT_MEMCG") << pe.dump();
-  EXPECT_EQ(JsonU64(pe["identity"]["cgroup_id"]), (*cg)->cgroup2_id()) << pe.dump();
+  EXPECT_EQ(JsonU64(pe["identity"]["cgroup_id"]), inode) << pe.dump();
   EXPECT_EQ(pe["identity"]["cgroup_path"].get<std::string>(), (*cg)->relative_path());
   EXPECT_EQ(pe["severity"].get<std::string>(), "SEVERITY_CRITICAL");
   EXPECT_EQ(pe["node"].get<std::string>(), "e2e-node");
@@ -294,7 +298,7 @@ TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
     if (!got) absl::SleepFor(absl::Milliseconds(20));
   }
   ASSERT_TRUE(got) << "C++ subscriber got no oom_kill for pid " << victim << "\n" << agent_->Log();
-  EXPECT_EQ(ce.identity().cgroup_id(), (*cg)->cgroup2_id());
+  EXPECT_EQ(ce.identity().cgroup_id(), inode);
   EXPECT_EQ(ce.identity().cgroup_path(), (*cg)->relative_path());
   EXPECT_EQ(ce.oom_kill().victim_comm(), "tapio-test-allo");
   EXPECT_EQ(ce.oom_kill().constraint(), v1::OOM_CONSTRAINT_MEMCG);
@@ -338,7 +342,7 @@ TEST_F(AgentApiE2eTest, TapioctlContainersAndInfoShowTheRealCgroupAndPrograms) {
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (found.is_null() && absl::Now() < deadline) {
     last = RunCommand({TAPIO_TAPIOCTL_BIN, address, "--output=json", "containers"}, tmp_.path(),
-               "containers");
+                      "containers");
     ASSERT_EQ(last.code, 0) << last.err;
     for (const json& c : JsonLines(last.out)) {
       if (JsonU64(c["identity"]["cgroup_id"]) == (*cg)->cgroup2_id() &&
@@ -350,7 +354,8 @@ TEST_F(AgentApiE2eTest, TapioctlContainersAndInfoShowTheRealCgroupAndPrograms) {
   }
   ASSERT_FALSE(found.is_null()) << "test cgroup " << (*cg)->relative_path() << " id "
                                 << (*cg)->cgroup2_id() << " not listed with >= 30 MiB anon:\n"
-                                << last.out << "\nagent log:\n" << agent_->Log();
+                                << last.out << "\nagent log:\n"
+                                << agent_->Log();
   EXPECT_EQ(found["identity"]["cgroup_path"].get<std::string>(), (*cg)->relative_path());
   EXPECT_GT(JsonU64(found["usage_time_unix_ns"]), 0u);
   auto usage = (*cg)->ReadUsageBytes();
@@ -365,7 +370,8 @@ TEST_F(AgentApiE2eTest, TapioctlContainersAndInfoShowTheRealCgroupAndPrograms) {
   EXPECT_NE(table.out.find((*cg)->relative_path()), std::string::npos) << table.out;
 
   // `tapioctl info`: the real kernel, the programs attached on this kernel, our configuration.
-  RunResult info = RunCommand({TAPIO_TAPIOCTL_BIN, address, "--output=json", "info"}, tmp_.path(), "info");
+  RunResult info =
+      RunCommand({TAPIO_TAPIOCTL_BIN, address, "--output=json", "info"}, tmp_.path(), "info");
   ASSERT_EQ(info.code, 0) << info.err;
   auto lines = JsonLines(info.out);
   ASSERT_EQ(lines.size(), 1u) << info.out;
@@ -403,8 +409,8 @@ TEST_F(AgentApiE2eTest, TapioctlContainersAndInfoShowTheRealCgroupAndPrograms) {
   EXPECT_NE(info_text.out.find(un.release), std::string::npos) << info_text.out;
 
   // A client error is plain and non-zero: a bad selector names the field.
-  RunResult bad = RunCommand({TAPIO_TAPIOCTL_BIN, address, "--selector=a in (", "containers"}, tmp_.path(),
-                      "bad");
+  RunResult bad = RunCommand({TAPIO_TAPIOCTL_BIN, address, "--selector=a in (", "containers"},
+                             tmp_.path(), "bad");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("selector"), std::string::npos) << bad.err;
 }

@@ -7,6 +7,8 @@
 //
 // Cleanup: the fixture's destructor removes every pod, container, pod cgroup and containerd
 // process it made; the agent is SIGKILLed by AgentProcess's destructor if a test fails midway.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,9 +19,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -88,8 +87,9 @@ class Subscriber {
   }
   std::string Status() {
     absl::MutexLock lock(&mu_);
-    return finished_ ? absl::StrCat("finished: ", status_.error_code(), " ", status_.error_message())
-                     : "streaming";
+    return finished_
+               ? absl::StrCat("finished: ", status_.error_code(), " ", status_.error_message())
+               : "streaming";
   }
 
  private:
@@ -108,10 +108,9 @@ class AgentContainerdE2eTest : public ::testing::Test {
     auto fx = ContainerdFixture::Start({});
     ASSERT_TRUE(fx.ok()) << fx.status();
     fx_ = *std::move(fx);
-    auto agent = AgentProcess::Start({"--attribution=cri",
-                                      absl::StrCat("--cri_endpoint=", fx_->endpoint()),
-                                      "--cri_refresh_s=1", "--usage_interval_s=1",
-                                      "--max_sample_interval_ms=1000", "--summary_interval_s=0"});
+    auto agent = AgentProcess::Start(
+        {"--attribution=cri", absl::StrCat("--cri_endpoint=", fx_->endpoint()), "--cri_refresh_s=1",
+         "--usage_interval_s=1", "--max_sample_interval_ms=1000", "--summary_interval_s=0"});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     stub_ = v1::TapioService::NewStub(
@@ -132,9 +131,8 @@ class AgentContainerdE2eTest : public ::testing::Test {
     }
   }
 
-  absl::StatusOr<ContainerdFixture::Pod> RunPod(const std::string& name,
-                                                const std::map<std::string, std::string>& labels =
-                                                    {}) {
+  absl::StatusOr<ContainerdFixture::Pod> RunPod(
+      const std::string& name, const std::map<std::string, std::string>& labels = {}) {
     auto pod = fx_->RunPod(name, kNamespace, "burstable", labels);
     if (pod.ok()) pods_.push_back(*pod);
     return pod;
@@ -290,8 +288,7 @@ TEST_F(AgentContainerdE2eTest, EventsCarryPodIdentityAndContainerdRestartIsSurvi
                            << agent_->Log();
   ASSERT_TRUE(sub.WaitFor(
       [&](const v1::Event& e) {
-        return e.has_memory_usage() && e.seq() > seq_at_kill &&
-               e.identity().container_id() == *cid;
+        return e.has_memory_usage() && e.seq() > seq_at_kill && e.identity().container_id() == *cid;
       },
       absl::Seconds(10), &ge))
       << "gRPC stream stalled with containerd down: " << sub.Status();
@@ -303,8 +300,7 @@ TEST_F(AgentContainerdE2eTest, EventsCarryPodIdentityAndContainerdRestartIsSurvi
   auto cid2 = fx_->StartContainer(*after, "app", {"hold", "8"}, 32 << 20);
   ASSERT_TRUE(cid2.ok()) << cid2.status();
   auto attributed = WaitAttributedUsage(*cid2, "after-1", "app", 0, absl::Seconds(30));
-  ASSERT_TRUE(attributed.ok()) << "pod created after the restart not attributed\n"
-                               << agent_->Log();
+  ASSERT_TRUE(attributed.ok()) << "pod created after the restart not attributed\n" << agent_->Log();
   EXPECT_EQ(Str(*attributed, "namespace"), kNamespace);
   EXPECT_EQ(Str(*attributed, "pod_uid"), after->uid);
   EXPECT_EQ((*attributed)["memory_usage"]["limit_bytes"].get<uint64_t>(), uint64_t{32} << 20);

@@ -3,6 +3,7 @@
 // it, and after the kill its OOM kill count is 1. LABEL e2e: root (BPF) and /usr/bin/prometheus.
 // Prometheus listens on 127.0.0.1 only, its data lives in a temp dir removed at the end, and it is
 // stopped by pid.
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -16,8 +17,6 @@
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -60,11 +59,10 @@ class Prometheus {
           << "scrape_configs:\n  - job_name: tapio\n    static_configs:\n"
           << "      - targets: ['127.0.0.1:" << agent_port << "']\n";
     }
-    std::vector<std::string> argv = {"/usr/bin/prometheus",
-                                     "--config.file=" + dir + "/prometheus.yml",
-                                     "--storage.tsdb.path=" + dir + "/data",
-                                     absl::StrCat("--web.listen-address=127.0.0.1:", port),
-                                     "--log.level=warn"};
+    std::vector<std::string> argv = {
+        "/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
+        "--storage.tsdb.path=" + dir + "/data",
+        absl::StrCat("--web.listen-address=127.0.0.1:", port), "--log.level=warn"};
     const std::string log = dir + "/prometheus.log";
     pid_ = fork();
     if (pid_ == 0) {
@@ -162,8 +160,7 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
     if (up.ok() && *up == 1) break;
     absl::SleepFor(absl::Milliseconds(500));
   }
-  ASSERT_TRUE(up.ok() && *up == 1) << up.status()
-                                   << "\nprometheus log:\n" << ReadLog(dir.path());
+  ASSERT_TRUE(up.ok() && *up == 1) << up.status() << "\nprometheus log:\n" << ReadLog(dir.path());
 
   TestCgroupOptions o;
   o.limit_bytes = 128 << 20;
@@ -194,8 +191,8 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
     absl::SleepFor(absl::Milliseconds(500));
   }
   ASSERT_TRUE(predicted_s.ok() && *predicted_s > 0)
-      << "no predicted time to OOM in Prometheus before the kill: " << predicted_s.status()
-      << "\n" << (*agent)->Log();
+      << "no predicted time to OOM in Prometheus before the kill: " << predicted_s.status() << "\n"
+      << (*agent)->Log();
   // Wait for the kill.
   if (!exited) {
     auto w = child->Wait(absl::Seconds(90));
