@@ -332,6 +332,26 @@ TEST_F(AgentContainerdE2eTest, OomKillOfAFreshContainerCarriesItsPodIdentity) {
       [&](const json& e) { return IsType(e, "oom_kill") && Str(e, "container_id") == *hog; },
       absl::Seconds(30));
   ASSERT_TRUE(kill.ok()) << "no oom_kill for container " << *hog << "\n" << agent_->Log();
+  // For the diagnosis when the identity is missing: every event of this cgroup, and what the
+  // agent's ListContainers says about it now.
+  std::string history;
+  for (const json& e : agent_->Events()) {
+    if (Str(e, "container_id") == *hog) {
+      absl::StrAppend(&history, Str(e, "time"), " ", Str(e, "type"), " pod=", Str(e, "pod"), "\n");
+    }
+  }
+  std::string listed = "not listed";
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    v1::ListContainersResponse list;
+    if (stub_->ListContainers(&ctx, v1::ListContainersRequest(), &list).ok()) {
+      for (const auto& c : list.containers()) {
+        if (c.identity().container_id() == *hog) listed = c.identity().ShortDebugString();
+      }
+    }
+  }
+  SCOPED_TRACE(absl::StrCat("events of the container:\n", history, "ListContainers now: ", listed));
   EXPECT_EQ(Str(*kill, "namespace"), kNamespace) << kill->dump();
   EXPECT_EQ(Str(*kill, "pod"), "hog-1");
   EXPECT_EQ(Str(*kill, "container"), "hog");
