@@ -369,8 +369,15 @@ metrics::AgentHealth Agent::Health() const {
   h.sources.push_back({"task_iter", c.pipeline.records_by_type[TAPIO_REC_TASK_RSS], 0});
   h.sources.push_back({"cgroup_sampler", c.pipeline.samples, c.pipeline.sample_errors});
   h.ringbuf_lost_total = c.kernel_loss.ringbuf_reserve;
+  // The API server is one bus subscriber fanning out to its streams: count its streams and
+  // their drops, not the one subscription.
   h.subscriber_drops_total = bus_.subscriber_drops_total();
-  h.subscribers = bus_.subscriber_count();
+  h.subscribers = 0;
+  if (api_) {
+    const api::ApiServerStats as = api_->stats();
+    h.subscriber_drops_total += as.drops_total;
+    h.subscribers = as.subscribers;
+  }
   h.attribution_failures_total = c.pipeline.cgroup_path_misses;
   if (registry_ != nullptr) {
     const attrib::RegistryStats rs = registry_->stats();

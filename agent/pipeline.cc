@@ -89,9 +89,17 @@ std::shared_ptr<const WorkloadIdentity> Pipeline::IdentityFor(uint64_t cgroup_id
   }
   // An unknown id (a cgroup already removed) still gets an identity: the id, and no path.
   auto identity = resolver_->Resolve(cgroup_id, path.value_or(""));
-  if (identity_cache_.size() >= kIdentityCacheMax) identity_cache_.clear();
-  identity_cache_[cgroup_id] = CachedIdentity{identity, now + kIdentityCacheTtl};
+  // A container the runtime has not told us about yet is asked again on its next event.
+  if (!AwaitsEnrichment(*identity)) {
+    if (identity_cache_.size() >= kIdentityCacheMax) identity_cache_.clear();
+    identity_cache_[cgroup_id] = CachedIdentity{identity, now + kIdentityCacheTtl};
+  }
   return identity;
+}
+
+bool Pipeline::AwaitsEnrichment(const WorkloadIdentity& id) {
+  // The path names a container (its id parsed from the cgroup path) but no runtime data joined.
+  return !id.container_id.empty() && id.container_name.empty();
 }
 
 void Pipeline::BumpRecordCount(uint16_t type) {
@@ -228,7 +236,10 @@ void Pipeline::OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns) {
     deadline = absl::InfinitePast();
   }
   e.payload = std::move(k);
-  pending_ooms_.push_back(PendingOom{deadline, std::move(e)});
+  const bool enrich = AwaitsEnrichment(*e.identity);
+  pending_ooms_.push_back(
+      PendingOom{deadline, std::move(e),
+                 enrich ? absl::Now() + options_.oom_enrichment_wait : absl::InfinitePast()});
   // Read the cgroup at once: the kill changes its memory, and the OOM counter confirms it.
   absl::MutexLock lock(&cgroups_mu_);
   auto cg = cgroups_.find(cgroup_id);
@@ -253,6 +264,17 @@ void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
   while (!pending_ooms_.empty()) {
     // In order: a later kill never overtakes an earlier one.
     PendingOom& p = pending_ooms_.front();
+    if (p.enrich_until > absl::InfinitePast()) {
+      // Late enrichment: OOM kills race container start and teardown; give the runtime's view a
+      // moment (the registry refreshes early on a miss) before publishing a path-only identity.
+      p.event.identity =
+          resolver_->Resolve(p.event.identity->cgroup_id, p.event.identity->cgroup_path);
+      if (!AwaitsEnrichment(*p.event.identity)) {
+        p.enrich_until = absl::InfinitePast();
+      } else if (!all && now < p.enrich_until) {
+        break;
+      }
+    }
     if (!all && p.deadline > now) break;
     auto& kill = std::get<OomKill>(p.event.payload);
     if (kill.constraint_source.empty())
@@ -453,7 +475,8 @@ void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) 
   cg.state.last_sample_unix_ns = now_unix_ns;
 
   predict::MemorySample sample;
-  sample.time_ms = absl::ToUnixMillis(now);
+  // The predictor wants monotonic time: a wall-clock step must not look like a gap or go back.
+  sample.time_ms = ClockNs(CLOCK_MONOTONIC) / 1000000;
   sample.usage_bytes = stat->usage_bytes;
   sample.limit_bytes = stat->effective_limit_bytes;
   sample.anon_bytes = stat->anon_bytes;

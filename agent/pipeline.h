@@ -68,6 +68,9 @@ struct PipelineOptions {
   absl::Duration reclaim_event_min = absl::Milliseconds(1);
   // How long an OOM kill waits for its kernel-log summary (constraint, OOM memcg).
   absl::Duration oom_context_wait = absl::Milliseconds(250);
+  // How long an OOM kill of a container the runtime does not know yet waits for its pod
+  // identity (kills race container start and teardown). Later kills queue behind it, in order.
+  absl::Duration oom_enrichment_wait = absl::Seconds(3);
   // Periodic memory_usage event per cgroup.
   absl::Duration usage_interval = absl::Seconds(10);
   // Sampling cadence bounds; the predictor chooses within them.
@@ -133,8 +136,9 @@ class Pipeline {
 
  private:
   struct PendingOom {
-    absl::Time deadline;
-    Event event;  // OomKill payload, identity resolved
+    absl::Time deadline;                             // for the OOM context (kernel log line)
+    Event event;                                     // OomKill payload, identity resolved
+    absl::Time enrich_until = absl::InfinitePast();  // waiting for the runtime to know it
   };
   struct TrackedCgroup {
     std::string path;
@@ -158,6 +162,7 @@ class Pipeline {
   };
   std::shared_ptr<const WorkloadIdentity> IdentityFor(uint64_t cgroup_id);
   void BumpRecordCount(uint16_t type);
+  static bool AwaitsEnrichment(const WorkloadIdentity& id);
   void Publish(Event event);
   void OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot);
   void OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns);

@@ -189,5 +189,60 @@ TEST_F(PipelineTest, VanishedCgroupIsDroppedAfterRepeatedFailures) {
   EXPECT_GE(pipeline_->counters().cgroup_path_misses, 1u);
 }
 
+// A runtime that learns about a container only after a while.
+class LateRuntimeResolver final : public IdentityResolver {
+ public:
+  std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
+                                                  const std::string& path) override {
+    auto id = std::make_shared<WorkloadIdentity>();
+    id->cgroup_id = cgroup_id;
+    id->cgroup_path = path;
+    id->container_id = "abc123";  // from the cgroup path
+    if (++calls_ > known_after_) {
+      id->container_name = "app";
+      id->pod_name = "web-1";
+      id->pod_namespace = "shop";
+    }
+    return id;
+  }
+  int calls_ = 0;
+  int known_after_ = 0;
+};
+
+TEST_F(PipelineTest, OomOfAContainerNotYetKnownWaitsForItsPodIdentity) {
+  LateRuntimeResolver late;
+  late.known_after_ = 2;  // the record's lookup and the first flush see no runtime data
+  options_.oom_enrichment_wait = absl::Seconds(5);
+  Pipeline pipeline(options_, layout_, &bus_, &late, &params_);
+  pipeline.HandleKmsgOom({OomConstraint::kMemcg, "/kubepods/pod1/ctr1", "", "app", 5});
+  tapio_oom_record r{};
+  r.hdr = Header(TAPIO_REC_OOM_KILL, 5, ctr_, "app");
+  pipeline.HandleRecord(&r, sizeof(r), 0);
+  pipeline.FlushPendingOoms(absl::Now(), false);
+  EXPECT_TRUE(Drain().empty());  // held: the runtime does not know the container yet
+  pipeline.FlushPendingOoms(absl::Now(), false);
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]->identity->pod_name, "web-1");
+  EXPECT_EQ(events[0]->identity->container_name, "app");
+}
+
+TEST_F(PipelineTest, OomOfAContainerTheRuntimeNeverLearnsIsPublishedAtTheDeadline) {
+  LateRuntimeResolver never;
+  never.known_after_ = 1 << 30;
+  options_.oom_enrichment_wait = absl::Milliseconds(100);
+  Pipeline pipeline(options_, layout_, &bus_, &never, &params_);
+  tapio_oom_record r{};
+  r.hdr = Header(TAPIO_REC_OOM_KILL, 6, ctr_, "app");
+  pipeline.HandleRecord(&r, sizeof(r), 0);
+  pipeline.FlushPendingOoms(absl::Now(), false);
+  EXPECT_TRUE(Drain().empty());
+  pipeline.FlushPendingOoms(absl::Now() + absl::Seconds(1), false);
+  auto events = Drain();
+  ASSERT_EQ(events.size(), 1u);  // never lost: published with what is known (id, path)
+  EXPECT_EQ(events[0]->identity->container_id, "abc123");
+  EXPECT_EQ(events[0]->identity->pod_name, "");
+}
+
 }  // namespace
 }  // namespace tapio
