@@ -413,6 +413,7 @@ AgentCounts Agent::Counts() const {
 std::string Agent::SummaryLine() const {
   const AgentCounts c = Counts();
   std::vector<std::string> parts;
+  parts.reserve(kEventKindCount);
   for (int i = 0; i < kEventKindCount; ++i) {
     parts.push_back(
         absl::StrCat(EventKindName(static_cast<EventKind>(i)), "=", c.published_by_kind[i]));

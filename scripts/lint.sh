@@ -22,8 +22,13 @@ if [[ -f $build/compile_commands.json ]]; then
   mapfile -t tidy < <(git ls-files 'agent/*.cc' 'cli/*.cc')
   if [[ ${#tidy[@]} -gt 0 ]]; then
     # -quiet: only findings; the checks and WarningsAsErrors come from .clang-tidy.
-    printf '%s\n' "${tidy[@]}" | xargs -P 2 -n 4 clang-tidy -quiet -p "$build" 2>/dev/null \
-      | grep -E 'error:|warning:' && { echo "lint: clang-tidy findings above" >&2; exit 1; }
+    findings=$(printf '%s\n' "${tidy[@]}" \
+      | xargs -P 2 -n 4 clang-tidy -quiet -p "$build" 2>/dev/null | grep -E 'error:|warning:' || true)
+    if [[ -n $findings ]]; then
+      echo "$findings" >&2
+      echo "lint: clang-tidy findings above" >&2
+      exit 1
+    fi
   fi
 fi
 echo "lint: clang-format and clang-tidy clean (${#sources[@]} files)"
