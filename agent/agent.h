@@ -38,6 +38,9 @@ struct AgentOptions {
   bpf::TrackerOptions tracker;
   absl::Duration snapshot_interval = absl::Seconds(1);
   absl::Duration snapshot_interval_at_risk = absl::Milliseconds(250);
+  // Share of one core the task-iterator passes may take (0 = no limit): the interval grows with
+  // the number of processes to stay within it.
+  double snapshot_cpu_budget = 0.005;
   std::string kmsg_path = "/dev/kmsg";  // "" disables the kernel-log OOM context
   std::string model_file;               // "" = compiled-in defaults
   bool json_output = false;
@@ -125,6 +128,7 @@ class Agent : public api::AgentStateSource {
   mutable absl::Mutex counts_mu_;
   bpf::LossCounters reported_loss_ ABSL_GUARDED_BY(counts_mu_);
   std::atomic<uint64_t> poll_errors_{0};
+  std::atomic<int64_t> last_snapshot_interval_ns_{0};
   std::array<std::atomic<uint64_t>, kEventKindCount> published_{};
 };
 

@@ -29,6 +29,9 @@ ABSL_FLAG(int32_t, snapshot_interval_ms, 1000,
           "Interval of the BPF task-iterator pass that reads every process's RSS counters.");
 ABSL_FLAG(int32_t, snapshot_interval_at_risk_ms, 250,
           "Task-iterator interval while any cgroup is predicted at risk of OOM.");
+ABSL_FLAG(double, snapshot_cpu_budget_pct, 0.5,
+          "Share of one core (percent) the task-iterator passes may use; with many processes the "
+          "interval grows beyond --snapshot_interval_ms to stay within it. 0: no limit.");
 ABSL_FLAG(int32_t, rss_threshold_kib, 1024,
           "A process's RSS change is reported once it moved this many KiB (snapshots and the "
           "in-kernel rss_stat threshold).");
@@ -163,6 +166,11 @@ int main(int argc, char** argv) {
 
   options.snapshot_interval = absl::Milliseconds(snapshot_ms);
   options.snapshot_interval_at_risk = absl::Milliseconds(snapshot_risk_ms);
+  const double budget_pct = absl::GetFlag(FLAGS_snapshot_cpu_budget_pct);
+  if (!(budget_pct >= 0 && budget_pct <= 100)) {
+    return Fail("--snapshot_cpu_budget_pct: must be within 0..100");
+  }
+  options.snapshot_cpu_budget = budget_pct / 100;
   options.kmsg_path = absl::GetFlag(FLAGS_kmsg);
   options.model_file = absl::GetFlag(FLAGS_model_file);
   options.pipeline.node_name = absl::GetFlag(FLAGS_node_name);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Agent memory while tracking N processes (default 10,000): agent RSS (VmRSS, VmHWM) plus the
-# kernel memory of its BPF maps (fdinfo memlock), after several task-iterator passes.
+# Agent memory and CPU while tracking N processes (default 10,000): agent RSS (VmRSS, VmHWM)
+# plus the kernel memory of its BPF maps (fdinfo memlock), and the agent's CPU time (user +
+# system, including the task iterator's kernel time) over 10 s of 1 s snapshot passes.
 #   bench/agent/memory_10k.sh [build-dir] [N]        (root)
 set -euo pipefail
 build=${1:-build}
@@ -22,7 +23,12 @@ procs=$(ls /proc | grep -c '^[0-9]')
 "$agent" --output=none --summary_interval_s=0 --snapshot_interval_ms=1000 \
   --grpc_address="unix://$tmp/tapio.sock" --metrics_address=127.0.0.1:0 2>"$tmp/agent.log" &
 agent_pid=$!
-sleep 12  # ~10 snapshot passes, each seeing every process
+sleep 4   # start-up and the first passes
+ticks() { awk '{print $14 + $15}' /proc/$agent_pid/stat; }
+t0=$(ticks)
+sleep 10  # ~10 snapshot passes, each seeing every process
+t1=$(ticks)
+hz=$(getconf CLK_TCK)
 rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$agent_pid/status)
 hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$agent_pid/status)
 maps=0
@@ -31,10 +37,10 @@ for fd in /proc/$agent_pid/fdinfo/*; do
     m=$(awk '/^memlock/{print $2}' "$fd"); maps=$((maps + m))
   fi
 done
-tracked=$(grep -o 'processes=[0-9]*' "$tmp/agent.log" | tail -1 || true)
 kill -TERM "$agent_pid"; wait "$agent_pid" || true; agent_pid=
-tracked=$(grep -o 'processes=[0-9]*' "$tmp/agent.log" | tail -1)
+tracked=$(grep -o 'processes=[0-9]* snapshot_every=[^ ]*' "$tmp/agent.log" | tail -1)
 echo "processes on host: $procs; agent $tracked"
 echo "agent VmRSS: $((rss_kb / 1024)) MiB (peak VmHWM $((hwm_kb / 1024)) MiB)"
 echo "BPF maps (memlock): $((maps / 1024 / 1024)) MiB"
 echo "total: $(((rss_kb * 1024 + maps) / 1024 / 1024)) MiB"
+echo "agent CPU over 10 s: $(( (t1 - t0) * 1000 / hz / 10 )) ms/s ($(( (t1 - t0) * 100 / hz / 10 ))% of one core)"
