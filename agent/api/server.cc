@@ -151,6 +151,9 @@ class ApiServer::Service final : public v1::TapioService::Service {
       if (stopping_) sub->Close();
       live_.push_back(sub);
     }
+    // Counted as a subscriber only once attached: a client that sees `subscribers` include it
+    // can rely on its stream receiving what is published from then on.
+    attached_.fetch_add(1);
     subscribes_total_.fetch_add(1, std::memory_order_relaxed);
     TAPIO_LOG(kDebug, "api: subscriber %s joined (%d active)", context->peer(), active_.load());
 
@@ -207,6 +210,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
       absl::MutexLock lock(&mu_);
       live_.erase(std::remove(live_.begin(), live_.end(), sub), live_.end());
     }
+    attached_.fetch_sub(1);
     active_.fetch_sub(1);
     TAPIO_LOG(kDebug, "api: subscriber %s left (dropped %d events)", context->peer(),
               sub->dropped_total());
@@ -242,7 +246,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
                             v1::AgentInfo* response) override {
     AgentInfoToProto(state_->GetAgentInfo(), response);
     if (response->node().empty()) response->set_node(options_.node_name);
-    response->set_subscribers(static_cast<uint32_t>(std::max(active_.load(), 0)));
+    response->set_subscribers(static_cast<uint32_t>(std::max(attached_.load(), 0)));
     response->set_subscriber_drops_total(fanout_->drops_total());
     response->set_last_seq(bus_->last_seq());
     response->set_oldest_retained_seq(bus_->oldest_retained_seq());
@@ -258,7 +262,7 @@ class ApiServer::Service final : public v1::TapioService::Service {
 
   ApiServerStats stats() const {
     ApiServerStats s;
-    s.subscribers = static_cast<uint64_t>(std::max(active_.load(), 0));
+    s.subscribers = static_cast<uint64_t>(std::max(attached_.load(), 0));
     s.subscribes_total = subscribes_total_.load();
     s.rejected_invalid_total = rejected_invalid_.load();
     s.rejected_exhausted_total = rejected_exhausted_.load();
@@ -273,7 +277,8 @@ class ApiServer::Service final : public v1::TapioService::Service {
   EventBus* const bus_;
   EventFanout* const fanout_;
   AgentStateSource* const state_;
-  std::atomic<int> active_{0};
+  std::atomic<int> active_{0};    // slots taken (enforces max_subscribers)
+  std::atomic<int> attached_{0};  // streams attached to the fan-out (what is reported)
   std::atomic<uint64_t> subscribes_total_{0};
   std::atomic<uint64_t> rejected_invalid_{0};
   std::atomic<uint64_t> rejected_exhausted_{0};
