@@ -10,6 +10,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/attrib/kubelet_client.h"
+#include "agent/attrib/kubelet_enricher.h"
 #include "agent/core/event_json.h"
 #include "agent/core/file_util.h"
 #include "agent/core/log.h"
@@ -25,19 +27,49 @@ int64_t ThreadCpuNs() {
 
 constexpr char kVersion[] = TAPIO_VERSION;
 
-// The container registry as the pipeline's IdentityResolver.
+// The container registry as the pipeline's IdentityResolver, optionally joined with the
+// kubelet's /pods (workload, memory requests and limits), refreshed on its own thread.
 class RegistryResolver final : public IdentityResolver {
  public:
   explicit RegistryResolver(std::unique_ptr<attrib::ContainerRegistry> registry)
       : registry_(std::move(registry)) {}
+  ~RegistryResolver() override {
+    if (kubelet_thread_.joinable()) {
+      stop_.Notify();
+      kubelet_thread_.join();
+    }
+  }
+  void EnableKubelet(std::unique_ptr<attrib::KubeletClient> client, absl::Duration interval) {
+    kubelet_ = std::move(client);
+    cache_ = std::make_unique<attrib::KubeletPodCache>([this] { return kubelet_->ListPods(); });
+    enricher_ = std::make_unique<attrib::KubeletEnricher>(cache_.get());
+    kubelet_thread_ = std::thread([this, interval] {
+      do {
+        absl::Status s = cache_->Refresh();
+        if (s.ok()) {
+          enricher_->OnKubeletRefreshed();
+        } else if (cache_->stats().refresh_failures_total % 10 == 1) {
+          TAPIO_LOG(kWarning, "kubelet /pods: %s (identities keep the runtime's data)",
+                    s.ToString());
+        }
+      } while (!stop_.WaitForNotificationWithTimeout(interval));
+    });
+  }
   std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
                                                   const std::string& cgroup_path) override {
-    return registry_->Resolve(cgroup_id, cgroup_path);
+    auto identity = registry_->Resolve(cgroup_id, cgroup_path);
+    return enricher_ ? enricher_->Enrich(identity) : identity;
   }
   attrib::ContainerRegistry* registry() { return registry_.get(); }
+  uint64_t kubelet_failures() const { return cache_ ? cache_->stats().refresh_failures_total : 0; }
 
  private:
   std::unique_ptr<attrib::ContainerRegistry> registry_;
+  std::unique_ptr<attrib::KubeletClient> kubelet_;
+  std::unique_ptr<attrib::KubeletPodCache> cache_;
+  std::unique_ptr<attrib::KubeletEnricher> enricher_;
+  absl::Notification stop_;
+  std::thread kubelet_thread_;
 };
 
 absl::StatusOr<std::unique_ptr<IdentityResolver>> MakeResolver(const AgentOptions& options,
@@ -69,6 +101,17 @@ absl::StatusOr<std::unique_ptr<IdentityResolver>> MakeResolver(const AgentOption
   auto registry = attrib::ContainerRegistry::Create(ro, std::move(cri));
   if (!registry.ok()) return registry.status();
   auto resolver = std::make_unique<RegistryResolver>(std::move(*registry));
+  if (options.kubelet) {
+    attrib::KubeletClient::Options ko;
+    ko.url = options.kubelet_url;
+    auto kubelet = attrib::KubeletClient::Create(ko);
+    if (!kubelet.ok()) {
+      return absl::Status(kubelet.status().code(),
+                          absl::StrCat("--kubelet: ", kubelet.status().message()));
+    }
+    TAPIO_LOG(kInfo, "kubelet: workloads and memory requests from %s", (*kubelet)->url());
+    resolver->EnableKubelet(std::move(*kubelet), options.kubelet_refresh_interval);
+  }
   *out = resolver->registry();
   return resolver;
 }

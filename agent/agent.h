@@ -58,6 +58,10 @@ struct AgentOptions {
   std::string attribution = "auto";
   std::string cri_endpoint;
   absl::Duration cri_refresh_interval = absl::Seconds(5);
+  // Kubelet /pods for workload and memory requests/limits (in a cluster: https://$NODE_NAME:10250).
+  bool kubelet = false;
+  std::string kubelet_url;  // "" = https://$NODE_NAME:10250/pods
+  absl::Duration kubelet_refresh_interval = absl::Seconds(30);
   bool enable_bpf_stats = false;  // kernel.bpf_stats_enabled for per-program run time
   std::vector<std::pair<std::string, std::string>> config;  // effective flags, for GetAgentInfo
 };

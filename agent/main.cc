@@ -55,6 +55,9 @@ ABSL_FLAG(std::string, model_file, "",
 ABSL_FLAG(std::string, kmsg, "/dev/kmsg",
           "Kernel log device for OOM constraints and OOM memcg ('' to disable).");
 ABSL_FLAG(bool, process_events, true, "Emit process exec/fork/exit events.");
+ABSL_FLAG(std::string, record_traces_dir, "",
+          "Write every tracked cgroup's memory samples as a predictor trace (JSON lines, "
+          "labelled with the kernel's OOM kill) to DIR/<cgroup id>.jsonl, for tapio-eval.");
 ABSL_FLAG(std::string, log_level, "info", "stderr log level: debug, info, warning, error.");
 ABSL_FLAG(std::string, grpc_address, "unix:///run/tapio/tapio.sock",
           "gRPC API address: unix:///path (socket mode 0660, directory created) or host:port "
@@ -86,6 +89,12 @@ ABSL_FLAG(std::string, attribution, "auto",
 ABSL_FLAG(std::string, cri_endpoint, "",
           "CRI runtime socket (default: /run/containerd/containerd.sock, /run/crio/crio.sock).");
 ABSL_FLAG(int32_t, cri_refresh_s, 5, "Interval of the container list refresh from the runtime.");
+ABSL_FLAG(bool, kubelet, false,
+          "Read the kubelet's /pods (service-account token and CA) for each container's workload "
+          "and memory request/limit.");
+ABSL_FLAG(std::string, kubelet_url, "",
+          "Kubelet /pods URL (default: https://$NODE_NAME:10250/pods).");
+ABSL_FLAG(int32_t, kubelet_refresh_s, 30, "Interval of the kubelet /pods refresh.");
 ABSL_FLAG(bool, enable_bpf_stats, false,
           "Switch kernel.bpf_stats_enabled on while running (per-program run count and time in "
           "metrics; costs a little per program run). Restored at exit.");
@@ -183,6 +192,12 @@ int main(int argc, char** argv) {
   options.pipeline.min_sample_interval = absl::Milliseconds(min_sample_ms);
   options.pipeline.max_sample_interval = absl::Milliseconds(max_sample_ms);
   options.pipeline.emit_process_events = absl::GetFlag(FLAGS_process_events);
+  options.pipeline.trace_dir = absl::GetFlag(FLAGS_record_traces_dir);
+  if (!options.pipeline.trace_dir.empty() &&
+      access(options.pipeline.trace_dir.c_str(), W_OK | X_OK) != 0) {
+    return Fail(absl::StrCat("--record_traces_dir: ", options.pipeline.trace_dir,
+                             " is not a writable directory"));
+  }
   options.tracker.ringbuf_bytes = static_cast<size_t>(ring_kib) * 1024;
   options.tracker.force_perfbuf = absl::GetFlag(FLAGS_force_perfbuf);
   options.tracker.rss_stat_hook = absl::GetFlag(FLAGS_rss_stat_hook);
@@ -214,6 +229,10 @@ int main(int argc, char** argv) {
   options.attribution = absl::GetFlag(FLAGS_attribution);
   options.cri_endpoint = absl::GetFlag(FLAGS_cri_endpoint);
   options.cri_refresh_interval = absl::Seconds(cri_refresh_s);
+  options.kubelet = absl::GetFlag(FLAGS_kubelet);
+  options.kubelet_url = absl::GetFlag(FLAGS_kubelet_url);
+  if (absl::GetFlag(FLAGS_kubelet_refresh_s) < 1) return Fail("--kubelet_refresh_s: must be >= 1");
+  options.kubelet_refresh_interval = absl::Seconds(absl::GetFlag(FLAGS_kubelet_refresh_s));
   options.enable_bpf_stats = absl::GetFlag(FLAGS_enable_bpf_stats);
   // Effective configuration for GetAgentInfo: every flag this binary defines.
   for (const auto& [name, flag] : absl::GetAllFlags()) {

@@ -243,7 +243,12 @@ void Pipeline::OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns) {
   // Read the cgroup at once: the kill changes its memory, and the OOM counter confirms it.
   absl::MutexLock lock(&cgroups_mu_);
   auto cg = cgroups_.find(cgroup_id);
-  if (cg != cgroups_.end()) cg->second.next_sample = absl::InfinitePast();
+  if (cg != cgroups_.end()) {
+    cg->second.next_sample = absl::InfinitePast();
+    // The kill on the samples' (monotonic) clock, for the trace label.
+    const int64_t boot_to_mono_ns = ClockNs(CLOCK_MONOTONIC) - ClockNs(CLOCK_BOOTTIME);
+    cg->second.oom_label_ms = (static_cast<int64_t>(r.hdr.ts_ns) + boot_to_mono_ns) / 1000000;
+  }
 }
 
 void Pipeline::HandleKmsgOom(const KmsgOomSummary& summary) {
@@ -421,6 +426,22 @@ void Pipeline::TrackCgroup(uint64_t cgroup_id) {
   cg.path = *path;
   cg.predictor = std::make_unique<predict::OomPredictor>(params_);
   cg.state.identity = resolver_->Resolve(cgroup_id, *path);
+  if (!options_.trace_dir.empty()) {
+    predict::TraceHeader header;
+    header.workload_class = "kernel_unlabelled";
+    header.source = "kernel";
+    header.name = *path;
+    auto writer = predict::TraceWriter::Create(
+        absl::StrCat(options_.trace_dir, "/", cgroup_id, ".jsonl"), header);
+    if (writer.ok()) {
+      cg.trace = std::move(*writer);
+    } else {
+      absl::MutexLock counters_lock(&counters_mu_);
+      if (counters_.trace_errors++ == 0) {
+        TAPIO_LOG(kWarning, "trace recording: %s", writer.status().ToString());
+      }
+    }
+  }
 }
 
 absl::Time Pipeline::SampleDue(absl::Time now) {
@@ -492,6 +513,18 @@ void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) 
   sample.psi_full_avg10 = stat->psi_full_avg10;
   sample.reclaim_stall_ns = cg.reclaim_total_ns;
   const predict::Prediction p = cg.predictor->Update(sample);
+  if (cg.trace != nullptr) {
+    absl::Status ts = cg.trace->Append(sample);
+    if (ts.ok() && cg.oom_label_ms >= 0) {
+      ts = cg.trace->AppendOomLabel(cg.oom_label_ms);
+      cg.oom_label_ms = -1;
+    }
+    if (!ts.ok()) {
+      cg.trace.reset();  // stop recording this cgroup, keep running
+      absl::MutexLock lock(&counters_mu_);
+      if (counters_.trace_errors++ == 0) TAPIO_LOG(kWarning, "trace recording: %s", ts.ToString());
+    }
+  }
   const int64_t delay_ms = cg.predictor->SuggestedNextSampleDelayMs();
   absl::Duration delay = std::clamp(absl::Milliseconds(delay_ms), options_.min_sample_interval,
                                     options_.max_sample_interval);

@@ -30,6 +30,7 @@
 #include "agent/core/process_table.h"
 #include "agent/predict/model_params.h"
 #include "agent/predict/predictor.h"
+#include "agent/predict/trace.h"
 #include "bpf/tapio_abi.h"
 
 namespace tapio {
@@ -77,6 +78,10 @@ struct PipelineOptions {
   absl::Duration min_sample_interval = absl::Milliseconds(100);
   absl::Duration max_sample_interval = absl::Seconds(5);
   bool emit_process_events = true;
+  // When set, every tracked cgroup's samples are written as a predictor trace
+  // (agent/predict/trace.h, JSON lines) to <trace_dir>/<cgroup id>.jsonl, labelled with the
+  // kernel's OOM kill when one happens: the real-kernel corpus for tapio-eval.
+  std::string trace_dir;
   // Sample the hierarchy root too (normally not: it has no limit to predict against).
   bool sample_root = false;
   uint32_t page_size = 4096;
@@ -104,6 +109,7 @@ struct PipelineCounters {
   uint64_t sample_errors = 0;
   uint64_t cgroups_vanished = 0;
   uint64_t cgroup_path_misses = 0;
+  uint64_t trace_errors = 0;
   uint64_t processes = 0;
   uint64_t cgroups_tracked = 0;
 };
@@ -153,6 +159,8 @@ class Pipeline {
     uint64_t reclaim_count_reported = 0;
     uint64_t reclaim_ns_reported = 0;
     uint64_t open_failures = 0;
+    std::unique_ptr<predict::TraceWriter> trace;
+    int64_t oom_label_ms = -1;  // OOM kill time (monotonic ms) not yet written to the trace
     ContainerState state;
   };
 

@@ -143,6 +143,10 @@ void IdentityToProto(const WorkloadIdentity& in, v1::WorkloadIdentity* out) {
   out->set_pod_namespace(in.pod_namespace);
   out->set_pod_uid(in.pod_uid);
   out->set_qos_class(QosClassToProto(in.qos_class));
+  out->set_workload_kind(in.workload_kind);
+  out->set_workload_name(in.workload_name);
+  out->set_memory_request_bytes(in.memory_request_bytes);
+  out->set_memory_limit_bytes(in.memory_limit_bytes);
   auto* labels = out->mutable_labels();
   for (const auto& [key, value] : in.labels) (*labels)[key] = value;
 }

@@ -47,6 +47,12 @@ struct WorkloadIdentity {
   std::string pod_uid;
   std::string qos_class;  // "guaranteed", "burstable", "besteffort" or ""
   std::vector<std::pair<std::string, std::string>> labels;  // pod labels, sorted by key
+  // From the kubelet's /pods (optional): the controlling workload and the container's memory
+  // request and limit as the pod spec sets them (0 = not set).
+  std::string workload_kind;  // "Deployment", "StatefulSet", "DaemonSet", "Job", ... or ""
+  std::string workload_name;
+  int64_t memory_request_bytes = 0;
+  int64_t memory_limit_bytes = 0;
 };
 
 // Memory of one cgroup as its memory files report it. Bytes throughout; 0 limit = unlimited.

@@ -110,6 +110,9 @@ json EventToJson(const Event& event, const std::string& node_name) {
     if (!id.pod_namespace.empty()) j["namespace"] = id.pod_namespace;
     if (!id.pod_uid.empty()) j["pod_uid"] = id.pod_uid;
     if (!id.qos_class.empty()) j["qos_class"] = id.qos_class;
+    if (!id.workload_kind.empty()) j["workload"] = id.workload_kind + "/" + id.workload_name;
+    if (id.memory_request_bytes > 0) j["memory_request_bytes"] = id.memory_request_bytes;
+    if (id.memory_limit_bytes > 0) j["memory_limit_bytes"] = id.memory_limit_bytes;
   }
   std::visit(
       [&j, &event](const auto& payload) {
