@@ -43,6 +43,11 @@ std::map<std::string, std::string> ToMap(const M& m) {
   return std::map<std::string, std::string>(m.begin(), m.end());
 }
 
+pb::SecurityProfile::ProfileType ProfileTypeOf(GrpcCriClient::Seccomp seccomp) {
+  return seccomp == GrpcCriClient::Seccomp::kRuntimeDefault ? pb::SecurityProfile::RuntimeDefault
+                                                            : pb::SecurityProfile::Unconfined;
+}
+
 void FillPodConfig(const GrpcCriClient::PodSpec& pod, pb::PodSandboxConfig* cfg) {
   cfg->mutable_metadata()->set_name(pod.name);
   cfg->mutable_metadata()->set_namespace_(pod.pod_namespace);
@@ -52,7 +57,12 @@ void FillPodConfig(const GrpcCriClient::PodSpec& pod, pb::PodSandboxConfig* cfg)
   for (const auto& [k, v] : pod.labels) (*cfg->mutable_labels())[k] = v;
   auto* linux = cfg->mutable_linux();
   linux->set_cgroup_parent(pod.cgroup_parent);
-  linux->mutable_security_context()->mutable_namespace_options()->set_network(pb::NODE);
+  auto* sc = linux->mutable_security_context();
+  sc->mutable_namespace_options()->set_network(pb::NODE);
+  if (pod.host_pid) sc->mutable_namespace_options()->set_pid(pb::NODE);
+  if (pod.seccomp != GrpcCriClient::Seccomp::kUnset) {
+    sc->mutable_seccomp()->set_profile_type(ProfileTypeOf(pod.seccomp));
+  }
 }
 
 bool IsSocket(const std::string& path) {
@@ -279,7 +289,37 @@ absl::StatusOr<std::string> GrpcCriClient::CreateContainer(absl::string_view pod
   if (c.memory_limit_bytes > 0) {
     linux->mutable_resources()->set_memory_limit_in_bytes(c.memory_limit_bytes);
   }
-  linux->mutable_security_context()->mutable_namespace_options()->set_network(pb::NODE);
+  if (c.cpu_period_us > 0) linux->mutable_resources()->set_cpu_period(c.cpu_period_us);
+  if (c.cpu_quota_us > 0) linux->mutable_resources()->set_cpu_quota(c.cpu_quota_us);
+  if (c.cpu_shares > 0) linux->mutable_resources()->set_cpu_shares(c.cpu_shares);
+  for (const auto& [k, v] : c.envs) {
+    auto* kv = cfg->add_envs();
+    kv->set_key(k);
+    kv->set_value(v);
+  }
+  for (const auto& m : c.mounts) {
+    auto* pm = cfg->add_mounts();
+    pm->set_host_path(m.host_path);
+    pm->set_container_path(m.container_path);
+    pm->set_readonly(m.readonly);
+  }
+  auto* sc = linux->mutable_security_context();
+  sc->mutable_namespace_options()->set_network(pb::NODE);
+  if (c.host_pid) sc->mutable_namespace_options()->set_pid(pb::NODE);
+  if (!c.capabilities_add.empty() || !c.capabilities_drop.empty()) {
+    for (const auto& cap : c.capabilities_add) sc->mutable_capabilities()->add_add_capabilities(cap);
+    for (const auto& cap : c.capabilities_drop) {
+      sc->mutable_capabilities()->add_drop_capabilities(cap);
+    }
+  }
+  sc->set_privileged(c.privileged);
+  sc->set_readonly_rootfs(c.readonly_rootfs);
+  sc->set_no_new_privs(c.no_new_privs);
+  if (c.run_as_user >= 0) sc->mutable_run_as_user()->set_value(c.run_as_user);
+  if (c.run_as_group >= 0) sc->mutable_run_as_group()->set_value(c.run_as_group);
+  if (c.seccomp != Seccomp::kUnset) sc->mutable_seccomp()->set_profile_type(ProfileTypeOf(c.seccomp));
+  for (const auto& p : c.masked_paths) sc->add_masked_paths(p);
+  for (const auto& p : c.readonly_paths) sc->add_readonly_paths(p);
   pb::CreateContainerResponse resp;
   if (auto s = FromGrpc(impl_->stub->CreateContainer(&ctx, req, &resp), "CreateContainer");
       !s.ok()) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -107,12 +108,28 @@ class GrpcCriClient : public CriClient {
                                                      bool verbose) override;
 
   // Lifecycle, as the kubelet drives it (used by the e2e harness). Host network namespace.
+  // Every field added after the first version defaults to "not set", which gives the same request
+  // as before it existed.
+  enum class Seccomp {
+    kUnset = 0,           // no profile in the request (containerd: unconfined)
+    kRuntimeDefault = 1,  // the runtime's default profile (pod seccompProfile: RuntimeDefault)
+    kUnconfined = 2,
+  };
   struct PodSpec {
     std::string name, pod_namespace, uid;
     uint32_t attempt = 0;
     std::map<std::string, std::string> labels;  // kubelet labels are added by the caller
     std::string cgroup_parent;                  // e.g. "/kubepods/burstable/pod<uid>"
     std::string log_directory;
+    bool host_pid = false;  // hostPID: the sandbox's pid namespace is the node's
+    Seccomp seccomp = Seccomp::kUnset;
+  };
+  // A host path bind-mounted into the container (a hostPath or emptyDir volume after the kubelet
+  // resolved it to a host directory).
+  struct Mount {
+    std::string host_path;
+    std::string container_path;
+    bool readonly = false;
   };
   struct ContainerSpec {
     std::string name;
@@ -121,6 +138,22 @@ class GrpcCriClient : public CriClient {
     std::map<std::string, std::string> labels;
     int64_t memory_limit_bytes = 0;  // 0 = none
     std::string log_path;            // relative to the pod's log_directory
+    // Resources beyond memory (0 = not set): CFS period/quota in microseconds, cpu.shares.
+    int64_t cpu_period_us = 0, cpu_quota_us = 0, cpu_shares = 0;
+    std::vector<std::pair<std::string, std::string>> envs;  // already expanded by the caller
+    std::vector<Mount> mounts;
+    // The container security context, as the kubelet maps securityContext to the CRI.
+    std::vector<std::string> capabilities_add;   // "BPF", "PERFMON" (runtime adds CAP_)
+    std::vector<std::string> capabilities_drop;  // "ALL"
+    bool privileged = false;
+    bool readonly_rootfs = false;
+    bool no_new_privs = false;  // allowPrivilegeEscalation: false
+    bool host_pid = false;      // namespace_options.pid = NODE (the pod's hostPID)
+    int64_t run_as_user = -1;   // -1 = not set (the image's user)
+    int64_t run_as_group = -1;  // -1 = not set
+    Seccomp seccomp = Seccomp::kUnset;
+    // The kubelet sends the default /proc masks for non-privileged containers; empty = none sent.
+    std::vector<std::string> masked_paths, readonly_paths;
   };
   absl::StatusOr<std::string> RunPodSandbox(const PodSpec& pod);
   absl::Status StopPodSandbox(absl::string_view pod_sandbox_id);

@@ -251,6 +251,17 @@ absl::Status ContainerdFixture::Restart() {
 absl::StatusOr<ContainerdFixture::Pod> ContainerdFixture::RunPod(
     absl::string_view name, absl::string_view pod_namespace, absl::string_view qos,
     const std::map<std::string, std::string>& labels) {
+  PodOptions options;
+  options.qos = std::string(qos);
+  options.labels = labels;
+  return RunPod(name, pod_namespace, options);
+}
+
+absl::StatusOr<ContainerdFixture::Pod> ContainerdFixture::RunPod(absl::string_view name,
+                                                                 absl::string_view pod_namespace,
+                                                                 const PodOptions& options) {
+  const absl::string_view qos = options.qos;
+  const std::map<std::string, std::string>& labels = options.labels;
   Pod pod;
   pod.name = std::string(name);
   pod.pod_namespace = std::string(pod_namespace);
@@ -272,6 +283,8 @@ absl::StatusOr<ContainerdFixture::Pod> ContainerdFixture::RunPod(
   pod.spec.labels[std::string(attrib::kLabelPodUid)] = pod.uid;
   pod.spec.cgroup_parent = pod.cgroup_parent;
   pod.spec.log_directory = absl::StrCat(dir_, "/logs/", pod.uid);
+  pod.spec.host_pid = options.host_pid;
+  pod.spec.seccomp = options.seccomp;
   {
     absl::MutexLock l(&mu_);  // recorded first: a stale-fixture cleanup must find it
     std::ofstream(dir_ + "/pods.txt", std::ios::app) << pod.cgroup_parent << "\n";

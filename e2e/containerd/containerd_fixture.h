@@ -68,6 +68,15 @@ class ContainerdFixture {
   absl::StatusOr<Pod> RunPod(absl::string_view name, absl::string_view pod_namespace,
                              absl::string_view qos = "burstable",
                              const std::map<std::string, std::string>& labels = {});
+  // The same with the pod-level settings a pod spec can add (hostPID, seccompProfile).
+  struct PodOptions {
+    std::string qos = "burstable";
+    std::map<std::string, std::string> labels;
+    bool host_pid = false;
+    attrib::GrpcCriClient::Seccomp seccomp = attrib::GrpcCriClient::Seccomp::kUnset;
+  };
+  absl::StatusOr<Pod> RunPod(absl::string_view name, absl::string_view pod_namespace,
+                             const PodOptions& options);
   // CreateContainer + StartContainer of the memhog image with `args` (see memhog.c) and kubelet
   // labels. Returns the container id.
   absl::StatusOr<std::string> StartContainer(const Pod& pod, absl::string_view name,
