@@ -307,7 +307,9 @@ absl::StatusOr<std::string> GrpcCriClient::CreateContainer(absl::string_view pod
   sc->mutable_namespace_options()->set_network(pb::NODE);
   if (c.host_pid) sc->mutable_namespace_options()->set_pid(pb::NODE);
   if (!c.capabilities_add.empty() || !c.capabilities_drop.empty()) {
-    for (const auto& cap : c.capabilities_add) sc->mutable_capabilities()->add_add_capabilities(cap);
+    for (const auto& cap : c.capabilities_add) {
+      sc->mutable_capabilities()->add_add_capabilities(cap);
+    }
     for (const auto& cap : c.capabilities_drop) {
       sc->mutable_capabilities()->add_drop_capabilities(cap);
     }
@@ -317,7 +319,9 @@ absl::StatusOr<std::string> GrpcCriClient::CreateContainer(absl::string_view pod
   sc->set_no_new_privs(c.no_new_privs);
   if (c.run_as_user >= 0) sc->mutable_run_as_user()->set_value(c.run_as_user);
   if (c.run_as_group >= 0) sc->mutable_run_as_group()->set_value(c.run_as_group);
-  if (c.seccomp != Seccomp::kUnset) sc->mutable_seccomp()->set_profile_type(ProfileTypeOf(c.seccomp));
+  if (c.seccomp != Seccomp::kUnset) {
+    sc->mutable_seccomp()->set_profile_type(ProfileTypeOf(c.seccomp));
+  }
   for (const auto& p : c.masked_paths) sc->add_masked_paths(p);
   for (const auto& p : c.readonly_paths) sc->add_readonly_paths(p);
   pb::CreateContainerResponse resp;

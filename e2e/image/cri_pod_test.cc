@@ -103,10 +103,17 @@ class ScratchDir {
 };
 
 // The kubelet's default masks for a non-privileged container (DefaultProcMount).
-const std::vector<std::string> kMaskedPaths = {
-    "/proc/asound",      "/proc/acpi",      "/proc/kcore",       "/proc/keys",
-    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
-    "/proc/scsi",        "/sys/firmware",   "/sys/devices/virtual/powercap"};
+const std::vector<std::string> kMaskedPaths = {"/proc/asound",
+                                               "/proc/acpi",
+                                               "/proc/kcore",
+                                               "/proc/keys",
+                                               "/proc/latency_stats",
+                                               "/proc/timer_list",
+                                               "/proc/timer_stats",
+                                               "/proc/sched_debug",
+                                               "/proc/scsi",
+                                               "/sys/firmware",
+                                               "/sys/devices/virtual/powercap"};
 const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
                                                  "/proc/sysrq-trigger"};
 
@@ -141,33 +148,34 @@ GrpcCriClient::ContainerSpec AgentContainerSpec(const std::string& image,
   c.cpu_quota_us = 50000;
   c.cpu_shares = 51;
   // securityContext.
-  c.privileged = false;                 // privileged: false
-  c.no_new_privs = true;                // allowPrivilegeEscalation: false
-  c.readonly_rootfs = true;             // readOnlyRootFilesystem: true
-  c.run_as_user = 0;                    // runAsUser: 0
-  c.run_as_group = 0;                   // runAsGroup: 0
-  c.capabilities_drop = {"ALL"};        // capabilities.drop: ["ALL"]
-  c.capabilities_add = {"BPF", "PERFMON"};  // capabilities.add: [BPF, PERFMON]
+  c.privileged = false;                                 // privileged: false
+  c.no_new_privs = true;                                // allowPrivilegeEscalation: false
+  c.readonly_rootfs = true;                             // readOnlyRootFilesystem: true
+  c.run_as_user = 0;                                    // runAsUser: 0
+  c.run_as_group = 0;                                   // runAsGroup: 0
+  c.capabilities_drop = {"ALL"};                        // capabilities.drop: ["ALL"]
+  c.capabilities_add = {"BPF", "PERFMON"};              // capabilities.add: [BPF, PERFMON]
   c.seccomp = GrpcCriClient::Seccomp::kRuntimeDefault;  // pod seccompProfile: RuntimeDefault
-  c.host_pid = true;                                     // pod hostPID: true
+  c.host_pid = true;                                    // pod hostPID: true
   c.masked_paths = kMaskedPaths;
   c.readonly_paths = kReadonlyPaths;
   // volumeMounts + volumes.
   c.mounts = {
-      {"/sys/fs/bpf", "/sys/fs/bpf", false},              // bpffs (read-write)
+      {"/sys/fs/bpf", "/sys/fs/bpf", false},                 // bpffs (read-write)
       {"/sys/kernel/tracing", "/sys/kernel/tracing", true},  // tracefs, readOnly
-      {"/sys/fs/cgroup", "/sys/fs/cgroup", true},          // cgroup, readOnly
-      {"/proc", "/host/proc", true},                       // proc, readOnly
-      {cri_socket, "/host/cri.sock", false},               // cri-socket
-      {socket_dir, "/run/tapio", false},                   // socket-dir
-      {tmp_dir, "/tmp", false},                            // tmp: emptyDir Memory 16Mi
+      {"/sys/fs/cgroup", "/sys/fs/cgroup", true},            // cgroup, readOnly
+      {"/proc", "/host/proc", true},                         // proc, readOnly
+      {cri_socket, "/host/cri.sock", false},                 // cri-socket
+      {socket_dir, "/run/tapio", false},                     // socket-dir
+      {tmp_dir, "/tmp", false},                              // tmp: emptyDir Memory 16Mi
   };
   return c;
 }
 
 // "/proc/<pid>/status" field, e.g. "CapEff".
 std::string StatusField(pid_t pid, absl::string_view field) {
-  for (absl::string_view line : absl::StrSplit(ReadFile(absl::StrCat("/proc/", pid, "/status")), '\n')) {
+  for (absl::string_view line :
+       absl::StrSplit(ReadFile(absl::StrCat("/proc/", pid, "/status")), '\n')) {
     if (absl::ConsumePrefix(&line, field) && absl::ConsumePrefix(&line, ":")) {
       return std::string(absl::StripAsciiWhitespace(line));
     }
@@ -202,8 +210,8 @@ struct Observed {
   std::string hog_pod_name, hog_pod_uid, hog_container_id, hog_reason;
   bool got_kill = false;
   v1::Event kill;
-  std::string all_events;            // every event the oom_kill stream delivered
-  bool victim_cgroup_gone = false;   // the v1 memcg of the victim was removed when the event came
+  std::string all_events;           // every event the oom_kill stream delivered
+  bool victim_cgroup_gone = false;  // the v1 memcg of the victim was removed when the event came
   bool agent_running_after = false;
 };
 
@@ -257,8 +265,8 @@ void RunScenario(Observed* o) {
     o->setup_error = agent_pod.status().ToString();
     return;
   }
-  GrpcCriClient::ContainerSpec spec = AgentContainerSpec(
-      image, fx->dir() + "/containerd.sock", socket_dir.path(), tmp_dir.path());
+  GrpcCriClient::ContainerSpec spec =
+      AgentContainerSpec(image, fx->dir() + "/containerd.sock", socket_dir.path(), tmp_dir.path());
   spec.log_path = "agent.log";
   spec.labels = {{std::string(attrib::kLabelContainerName), spec.name},
                  {std::string(attrib::kLabelPodName), agent_pod->name},
@@ -288,9 +296,9 @@ void RunScenario(Observed* o) {
   auto agent_status = cri.ContainerStatus(*agent_id, /*verbose=*/true);
   if (!agent_status.ok() || agent_status->state != attrib::CriContainerState::kRunning ||
       agent_status->pid == 0) {
-    o->setup_error = absl::StrCat("the agent container is not running: ",
-                                  agent_status.ok() ? agent_status->reason
-                                                    : agent_status.status().ToString());
+    o->setup_error =
+        absl::StrCat("the agent container is not running: ",
+                     agent_status.ok() ? agent_status->reason : agent_status.status().ToString());
     return;
   }
   std::cerr << "agent " << (o->log_says_loaded ? "loaded its programs " : "did not log loading ")
@@ -304,11 +312,10 @@ void RunScenario(Observed* o) {
   o->no_new_privs = StatusField(agent_pid, "NoNewPrivs");
   o->seccomp = StatusField(agent_pid, "Seccomp");
   char self_ns[64] = {}, agent_ns[64] = {};
-  o->host_pid_ns =
-      ::readlink("/proc/self/ns/pid", self_ns, sizeof(self_ns) - 1) > 0 &&
-      ::readlink(absl::StrCat("/proc/", agent_pid, "/ns/pid").c_str(), agent_ns,
-                 sizeof(agent_ns) - 1) > 0 &&
-      std::string(self_ns) == std::string(agent_ns);
+  o->host_pid_ns = ::readlink("/proc/self/ns/pid", self_ns, sizeof(self_ns) - 1) > 0 &&
+                   ::readlink(absl::StrCat("/proc/", agent_pid, "/ns/pid").c_str(), agent_ns,
+                              sizeof(agent_ns) - 1) > 0 &&
+                   std::string(self_ns) == std::string(agent_ns);
   for (absl::string_view line :
        absl::StrSplit(ReadFile(absl::StrCat("/proc/", agent_pid, "/mounts")), '\n')) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
@@ -406,9 +413,11 @@ void RunScenario(Observed* o) {
   }
   {
     absl::MutexLock l(&received.mu);
-    for (const auto& e : received.events) absl::StrAppend(&o->all_events, e.ShortDebugString(), "\n");
+    for (const auto& e : received.events)
+      absl::StrAppend(&o->all_events, e.ShortDebugString(), "\n");
   }
-  if (auto hs = cri.ContainerStatus(*hog_id, /*verbose=*/false); hs.ok()) o->hog_reason = hs->reason;
+  if (auto hs = cri.ContainerStatus(*hog_id, /*verbose=*/false); hs.ok())
+    o->hog_reason = hs->reason;
   auto after = cri.ContainerStatus(*agent_id, /*verbose=*/false);
   o->agent_running_after = after.ok() && after->state == attrib::CriContainerState::kRunning;
 }
@@ -426,8 +435,8 @@ class ImageCriPodTest : public ::testing::Test {
   }
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (containerd, BPF)";
-    ASSERT_TRUE(observed_->setup_error.empty())
-        << observed_->setup_error << "\nagent log:\n" << observed_->agent_log;
+    ASSERT_TRUE(observed_->setup_error.empty()) << observed_->setup_error << "\nagent log:\n"
+                                                << observed_->agent_log;
   }
   const Observed& o() const { return *observed_; }
   static Observed* observed_;
