@@ -1,6 +1,7 @@
 #include "agent/pipeline.h"
 
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -235,11 +236,16 @@ void Pipeline::OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns) {
     kmsg_by_pid_.erase(it);
     deadline = absl::InfinitePast();
   }
+  // The counters fallback is read now, while the victim's memcg still exists: by the time the
+  // kill is published its container (and cgroup) may have been removed.
+  OomKill from_counters;
+  if (k.constraint_source.empty()) ConstraintFromCounters(e.identity->cgroup_path, &from_counters);
   e.payload = std::move(k);
   const bool enrich = AwaitsEnrichment(*e.identity);
   pending_ooms_.push_back(
       PendingOom{deadline, std::move(e),
-                 enrich ? absl::Now() + options_.oom_enrichment_wait : absl::InfinitePast()});
+                 enrich ? absl::Now() + options_.oom_enrichment_wait : absl::InfinitePast(),
+                 from_counters.constraint, from_counters.oom_memcg_path});
   // Read the cgroup at once: the kill changes its memory, and the OOM counter confirms it.
   absl::MutexLock lock(&cgroups_mu_);
   auto cg = cgroups_.find(cgroup_id);
@@ -282,8 +288,12 @@ void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
     }
     if (!all && p.deadline > now) break;
     auto& kill = std::get<OomKill>(p.event.payload);
-    if (kill.constraint_source.empty())
-      ConstraintFromCounters(p.event.identity->cgroup_path, &kill);
+    if (kill.constraint_source.empty()) {
+      kill.constraint = p.counters_constraint;
+      kill.constraint_source =
+          p.counters_constraint == OomConstraint::kUnknown ? "" : "memcg_counters";
+      kill.oom_memcg_path = p.counters_oom_memcg;
+    }
     {
       absl::MutexLock lock(&counters_mu_);
       if (kill.constraint_source != "kmsg" && kill.constraint_source != "fentry") {
@@ -312,6 +322,7 @@ void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* k
   };
   bool any_limit = false;
   std::string p = victim_path;
+  if (::access(layout_.MemoryDir(p).c_str(), F_OK) != 0) return;  // gone: unknown, not global
   while (!p.empty()) {
     const std::string dir = layout_.MemoryDir(p);
     uint64_t raw = 0;
@@ -445,11 +456,38 @@ void Pipeline::TrackCgroup(uint64_t cgroup_id) {
 }
 
 absl::Time Pipeline::SampleDue(absl::Time now) {
+  // Three phases, so the cgroup table lock (which the ingest thread takes for OOM and reclaim
+  // records) is never held across file I/O: pick what is due, read the files without the lock,
+  // then fold the readings in. Entries are pointer-stable (node_hash_map) and only this thread
+  // erases them or touches their readers.
+  struct Due {
+    uint64_t id;
+    TrackedCgroup* cg;
+    absl::StatusOr<CgroupMemoryStat> stat = absl::UnknownError("not read");
+  };
+  std::vector<Due> due;
+  {
+    absl::MutexLock lock(&cgroups_mu_);
+    for (auto& [id, cg] : cgroups_) {
+      if (cg.next_sample > now) continue;
+      cg.next_sample = now + options_.max_sample_interval;  // until the reading says otherwise
+      due.push_back(Due{id, &cg});
+    }
+  }
+  for (Due& d : due) d.stat = ReadCgroup(*d.cg);
   absl::Time next = now + options_.max_sample_interval;
   absl::MutexLock lock(&cgroups_mu_);
+  for (Due& d : due) {
+    if (d.stat.ok()) {
+      ApplySample(d.id, *d.cg, *d.stat, now);
+    } else {
+      ++d.cg->open_failures;
+      absl::MutexLock counters_lock(&counters_mu_);
+      ++(absl::IsNotFound(d.stat.status()) ? counters_.cgroups_vanished : counters_.sample_errors);
+    }
+  }
   std::vector<uint64_t> gone;
   for (auto& [id, cg] : cgroups_) {
-    if (cg.next_sample <= now) SampleOne(id, cg, now);
     if (cg.reader == nullptr && cg.open_failures > 3) gone.push_back(id);
     next = std::min(next, cg.next_sample);
   }
@@ -463,26 +501,19 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
   return next;
 }
 
-void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) {
-  cg.next_sample = now + options_.max_sample_interval;
+absl::StatusOr<CgroupMemoryStat> Pipeline::ReadCgroup(TrackedCgroup& cg) {
   if (cg.reader == nullptr) {
     auto reader = CgroupMemoryReader::Open(layout_, cg.path);
-    if (!reader.ok()) {
-      ++cg.open_failures;
-      absl::MutexLock lock(&counters_mu_);
-      ++(absl::IsNotFound(reader.status()) ? counters_.cgroups_vanished : counters_.sample_errors);
-      return;
-    }
+    if (!reader.ok()) return reader.status();
     cg.reader = std::move(*reader);
   }
   auto stat = cg.reader->Read();
-  if (!stat.ok()) {
-    cg.reader.reset();
-    ++cg.open_failures;
-    absl::MutexLock lock(&counters_mu_);
-    ++(absl::IsNotFound(stat.status()) ? counters_.cgroups_vanished : counters_.sample_errors);
-    return;
-  }
+  if (!stat.ok()) cg.reader.reset();  // reopen next time; counted by the caller
+  return stat;
+}
+
+void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,
+                           absl::Time now) {
   {
     absl::MutexLock lock(&counters_mu_);
     ++counters_.samples;
@@ -491,26 +522,26 @@ void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) 
   const int64_t now_unix_ns = absl::ToUnixNanos(now);
   const auto identity = resolver_->Resolve(cgroup_id, cg.path);
   cg.state.identity = identity;
-  cg.state.usage = UsageFrom(*stat);
-  cg.state.oom_kills = stat->oom_kills;
+  cg.state.usage = UsageFrom(stat);
+  cg.state.oom_kills = stat.oom_kills;
   cg.state.last_sample_unix_ns = now_unix_ns;
 
   predict::MemorySample sample;
   // The predictor wants monotonic time: a wall-clock step must not look like a gap or go back.
   sample.time_ms = ClockNs(CLOCK_MONOTONIC) / 1000000;
-  sample.usage_bytes = stat->usage_bytes;
-  sample.limit_bytes = stat->effective_limit_bytes;
-  sample.anon_bytes = stat->anon_bytes;
-  sample.file_bytes = stat->file_bytes;
-  sample.active_file_bytes = stat->active_file_bytes;
-  sample.inactive_file_bytes = stat->inactive_file_bytes;
-  sample.shmem_bytes = stat->shmem_bytes;
-  sample.kernel_unreclaimable_bytes = stat->kernel_unreclaimable_bytes;
-  sample.swap_bytes = stat->swap_bytes;
-  sample.limit_hits = stat->limit_hits;
-  sample.oom_kills = stat->oom_kills;
-  sample.psi_some_avg10 = stat->psi_some_avg10;
-  sample.psi_full_avg10 = stat->psi_full_avg10;
+  sample.usage_bytes = stat.usage_bytes;
+  sample.limit_bytes = stat.effective_limit_bytes;
+  sample.anon_bytes = stat.anon_bytes;
+  sample.file_bytes = stat.file_bytes;
+  sample.active_file_bytes = stat.active_file_bytes;
+  sample.inactive_file_bytes = stat.inactive_file_bytes;
+  sample.shmem_bytes = stat.shmem_bytes;
+  sample.kernel_unreclaimable_bytes = stat.kernel_unreclaimable_bytes;
+  sample.swap_bytes = stat.swap_bytes;
+  sample.limit_hits = stat.limit_hits;
+  sample.oom_kills = stat.oom_kills;
+  sample.psi_some_avg10 = stat.psi_some_avg10;
+  sample.psi_full_avg10 = stat.psi_full_avg10;
   sample.reclaim_stall_ns = cg.reclaim_total_ns;
   const predict::Prediction p = cg.predictor->Update(sample);
   if (cg.trace != nullptr) {
@@ -541,9 +572,9 @@ void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) 
     out.confidence = p.confidence;
     out.model = std::string(p.model);
     out.reason = predict::DescribePrediction(p, sample.limit_bytes);
-    out.usage_bytes = stat->usage_bytes;
+    out.usage_bytes = stat.usage_bytes;
     out.non_reclaimable_bytes = p.non_reclaimable_bytes;
-    out.limit_bytes = stat->effective_limit_bytes;
+    out.limit_bytes = stat.effective_limit_bytes;
     out.growth_bytes_per_second = p.growth_bytes_per_second;
     cg.state.prediction = out;
     Event e;
@@ -570,14 +601,14 @@ void Pipeline::SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now) 
     Publish(std::move(e));
     // Pressure summary for the interval: limit hits, reclaim passes, PSI.
     MemoryPressure mp;
-    mp.limit_hits = stat->limit_hits - std::min(stat->limit_hits, cg.last_limit_hits);
+    mp.limit_hits = stat.limit_hits - std::min(stat.limit_hits, cg.last_limit_hits);
     mp.reclaim_stalls = cg.reclaim_count - cg.reclaim_count_reported;
     mp.reclaim_stall_ns = cg.reclaim_total_ns - cg.reclaim_ns_reported;
     mp.max_reclaim_stall_ns = cg.reclaim_max_ns;
-    mp.psi_some_avg10 = stat->psi_some_avg10;
-    mp.psi_full_avg10 = stat->psi_full_avg10;
+    mp.psi_some_avg10 = stat.psi_some_avg10;
+    mp.psi_full_avg10 = stat.psi_full_avg10;
     const bool first = cg.last_limit_hits == 0 && cg.reclaim_count_reported == 0;
-    cg.last_limit_hits = stat->limit_hits;
+    cg.last_limit_hits = stat.limit_hits;
     cg.reclaim_count_reported = cg.reclaim_count;
     cg.reclaim_ns_reported = cg.reclaim_total_ns;
     cg.reclaim_max_ns = 0;

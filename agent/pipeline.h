@@ -20,6 +20,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/core/cgroup.h"
@@ -145,6 +146,10 @@ class Pipeline {
     absl::Time deadline;                             // for the OOM context (kernel log line)
     Event event;                                     // OomKill payload, identity resolved
     absl::Time enrich_until = absl::InfinitePast();  // waiting for the runtime to know it
+    // From the memcg counters at record time: used when no kernel-log line or fentry context
+    // arrives. kUnknown when the counters could not tell.
+    OomConstraint counters_constraint = OomConstraint::kUnknown;
+    std::string counters_oom_memcg;
   };
   struct TrackedCgroup {
     std::string path;
@@ -179,8 +184,11 @@ class Pipeline {
   void OnOomContextRecord(const tapio_oom_context_record& r);
   void ConstraintFromCounters(const std::string& victim_path, OomKill* kill) const;
   void TrackCgroup(uint64_t cgroup_id);
-  void SampleOne(uint64_t cgroup_id, TrackedCgroup& cg, absl::Time now)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
+  // Sampler thread, without the cgroup table lock: opens/reads the cgroup's memory files.
+  absl::StatusOr<CgroupMemoryStat> ReadCgroup(TrackedCgroup& cg);
+  // Sampler thread, under the lock: state, predictor, trace, events.
+  void ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,
+                   absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
 
   const PipelineOptions options_;
   const CgroupLayout layout_;
@@ -197,7 +205,8 @@ class Pipeline {
   std::array<std::atomic<uint64_t>, TAPIO_REC_MAX> records_by_type_{};
 
   mutable absl::Mutex cgroups_mu_;
-  absl::flat_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);
+  // Pointer-stable: the sampler reads files for an entry without the lock (see SampleDue).
+  absl::node_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);
 
   mutable absl::Mutex counters_mu_;
   PipelineCounters counters_ ABSL_GUARDED_BY(counters_mu_);

@@ -115,6 +115,31 @@ TEST_F(AgentKernelTest, EveryOomKillIsReportedOnceWithTheVictimsIdentity) {
   for (const auto& [pid, run] : victims) EXPECT_EQ(reported[pid], 1) << "pid " << pid;
 }
 
+TEST_F(AgentKernelTest, WithoutTheKernelLogTheConstraintComesFromCountersReadAtTheKill) {
+  // No /dev/kmsg (as in the chart's default) and the victim's cgroup removed right after the kill,
+  // as a runtime does with an exited container: the constraint is still memcg, from the memcg
+  // counters read when the kill record arrived, never "global" for want of a cgroup.
+  auto agent = AgentProcess::Start({"--kmsg=", "--summary_interval_s=0", "--process_events=false"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  TestCgroupOptions o;
+  o.limit_bytes = 16 << 20;
+  auto cg = TestCgroup::Create(o);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  const std::string path = (*cg)->relative_path();
+  auto child = (*cg)->Spawn({TestAllocPath(), "--mib=0"});
+  ASSERT_TRUE(child.ok()) << child.status();
+  const int pid = child->pid;
+  ASSERT_TRUE(child->Wait(absl::Seconds(30)).ok());
+  cg->reset();  // removes the cgroup now, well within the agent's 250 ms context wait
+  auto e = (*agent)->WaitFor(
+      [&](const json& e) { return IsType(e, "oom_kill") && e["oom_kill"]["victim_pid"] == pid; },
+      absl::Seconds(10));
+  ASSERT_TRUE(e.ok()) << (*agent)->Log();
+  EXPECT_EQ((*e)["oom_kill"]["constraint"], "memcg") << e->dump();
+  EXPECT_EQ((*e)["oom_kill"]["constraint_source"], "memcg_counters") << e->dump();
+  EXPECT_EQ((*e)["oom_kill"]["oom_memcg_path"], path) << e->dump();
+}
+
 TEST_F(AgentKernelTest, KernelLossIsCountedAndReportedInBand) {
   // A one-page ring buffer and a stopped consumer: the burst cannot fit, reserves fail.
   auto agent = AgentProcess::Start({"--ringbuf_kib=4", "--summary_interval_s=0"});
