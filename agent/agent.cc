@@ -166,7 +166,8 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& options
     if (kmsg.ok()) {
       agent->kmsg_ = std::move(*kmsg);
     } else {
-      // Without the kernel log an OOM kill is still reported, with constraint "unknown".
+      // Without the kernel log an OOM kill is still reported; its constraint then comes from the
+      // memcg counters (or is "unknown").
       TAPIO_LOG(kWarning, "no OOM constraint from the kernel log: %s", kmsg.status().ToString());
     }
   }

@@ -191,8 +191,17 @@ TEST_F(AgentKernelTest, HealthAddressServesGrpcHealthForProbes) {
 }
 
 TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
+  const std::string bad_model = ::testing::TempDir() + "/tapio-bad-model.json";
+  {
+    FILE* f = fopen(bad_model.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("{\"no_such_key\": 1}", f);
+    fclose(f);
+  }
+  const std::string model_flag = "--model_file=" + bad_model;
   for (const char* flag : {"--ringbuf_kib=3", "--health_address=unix:///x", "--attribution=magic",
-                           "--metrics_labels=bogus", "--output=xml"}) {
+                           "--metrics_labels=bogus", "--output=xml", "--model_file=/nonexistent",
+                           model_flag.c_str(), "--record_traces_dir=/nonexistent"}) {
     auto agent = AgentProcess::Start({flag}, absl::Seconds(10));
     ASSERT_FALSE(agent.ok()) << flag;
     const std::string name = std::string(flag).substr(0, std::string(flag).find('='));
