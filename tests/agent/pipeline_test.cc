@@ -35,7 +35,9 @@ class PipelineTest : public ::testing::Test {
   PipelineTest() {
     layout_.unified_root = kRoot;
     layout_.memory_on_unified = true;
-    options_.oom_context_wait = absl::Milliseconds(50);
+    // Long enough that no flush in a test reaches it by accident on a loaded machine; the
+    // tests pass explicit future times to FlushPendingOoms to expire it.
+    options_.oom_context_wait = absl::Seconds(5);
     options_.usage_interval = absl::Seconds(1);
     pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
     sub_ = bus_.Subscribe(nullptr, 1024);
@@ -94,7 +96,7 @@ TEST_F(PipelineTest, OomKillWithoutContextWaitsThenPublishesUnknownConstraint) {
   Feed(r);
   pipeline_->FlushPendingOoms(absl::Now(), false);
   EXPECT_TRUE(Drain().empty());  // still waiting for the kernel log
-  pipeline_->FlushPendingOoms(absl::Now() + absl::Seconds(1), false);
+  pipeline_->FlushPendingOoms(absl::Now() + absl::Seconds(10), false);
   auto events = Drain();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(std::get<OomKill>(events[0]->payload).constraint, OomConstraint::kUnknown);
@@ -237,7 +239,7 @@ TEST_F(PipelineTest, OomOfAContainerTheRuntimeNeverLearnsIsPublishedAtTheDeadlin
   pipeline.HandleRecord(&r, sizeof(r), 0);
   pipeline.FlushPendingOoms(absl::Now(), false);
   EXPECT_TRUE(Drain().empty());
-  pipeline.FlushPendingOoms(absl::Now() + absl::Seconds(1), false);
+  pipeline.FlushPendingOoms(absl::Now() + absl::Seconds(10), false);
   auto events = Drain();
   ASSERT_EQ(events.size(), 1u);  // never lost: published with what is known (id, path)
   EXPECT_EQ(events[0]->identity->container_id, "abc123");
