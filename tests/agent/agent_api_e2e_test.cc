@@ -27,6 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "tapio/v1/service.grpc.pb.h"
 #include "tests/agent/agent_process.h"
+#include "tests/api/api_test_util.h"
 #include "tests/support/test_cgroup.h"
 
 namespace tapio::testing {
@@ -35,80 +36,9 @@ namespace {
 using nlohmann::json;
 
 // A temp dir removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tapio-agent-e2e-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-std::string ReadWholeFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// A child process whose stdout/stderr go to files in `dir`; SIGKILLed and reaped on destruction
-// if still running.
-class Subprocess {
- public:
-  Subprocess(const std::vector<std::string>& argv, const std::string& dir, const std::string& tag)
-      : out_path_(dir + "/" + tag + ".out"), err_path_(dir + "/" + tag + ".err") {
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* out = std::fopen(out_path_.c_str(), "w");
-      FILE* err = std::fopen(err_path_.c_str(), "w");
-      if (out == nullptr || err == nullptr) _exit(126);
-      dup2(fileno(out), 1);
-      dup2(fileno(err), 2);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Subprocess() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Exit code (128+signal when killed); -1 if still running after `timeout`.
-  int Wait(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (!exited_) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        break;
-      }
-      if (absl::Now() >= deadline) return -1;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return code_;
-  }
-  std::string Stdout() const { return ReadWholeFile(out_path_); }
-  std::string Stderr() const { return ReadWholeFile(err_path_); }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int code_ = -1;
-  std::string out_path_, err_path_;
-};
+using ::tapio::api::testing::ReadWholeFile;
+using ::tapio::api::testing::Subprocess;
+using ::tapio::api::testing::TempDir;
 
 // Runs argv to completion (deadline `timeout`), returns {exit code, stdout, stderr}.
 struct RunResult {
@@ -120,8 +50,8 @@ RunResult RunCommand(const std::vector<std::string>& argv, const std::string& di
   Subprocess p(argv, dir, tag);
   RunResult r;
   r.code = p.Wait(timeout);
-  r.out = p.Stdout();
-  r.err = p.Stderr();
+  r.out = p.out();
+  r.err = p.err();
   return r;
 }
 
@@ -242,7 +172,7 @@ TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
 
   // Python compiles the protos first: wait until both streams are registered by the agent.
   ASSERT_TRUE(WaitSubscribers(2, absl::Seconds(30)))
-      << "python stderr: " << py.Stderr() << "\nagent log:\n"
+      << "python stderr: " << py.err() << "\nagent log:\n"
       << agent_->Log();
 
   // Some unrelated traffic that the filter must keep out: a workload that holds memory.
@@ -275,10 +205,10 @@ TEST_F(AgentApiE2eTest, CppAndPythonSubscribersBothReceiveTheRealOomKill) {
   // Python: exits 0 after its one event.
   const int py_code = py.Wait(absl::Seconds(30));
   SCOPED_TRACE(
-      absl::StrCat("python exit ", py_code, "; stdout: ", py.Stdout(), "; stderr: ", py.Stderr()));
-  ASSERT_EQ(py_code, 0) << "stdout: " << py.Stdout() << "\nstderr: " << py.Stderr();
-  auto py_events = JsonLines(py.Stdout());
-  ASSERT_EQ(py_events.size(), 1u) << py.Stdout();
+      absl::StrCat("python exit ", py_code, "; stdout: ", py.out(), "; stderr: ", py.err()));
+  ASSERT_EQ(py_code, 0) << "stdout: " << py.out() << "\nstderr: " << py.err();
+  auto py_events = JsonLines(py.out());
+  ASSERT_EQ(py_events.size(), 1u) << py.out();
   const json& pe = py_events[0];
   ASSERT_TRUE(pe.contains("oom_kill")) << pe.dump();
   EXPECT_EQ(pe["oom_kill"]["victim_pid"].get<int>(), victim) << pe.dump();
