@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "agent/agent.h"
 #include "agent/core/log.h"
+#include "agent/core/runtime.h"
 
 ABSL_FLAG(std::string, output, "none",
           "Event output on stdout: 'json' (one JSON object per event and line) or 'none'.");
@@ -137,6 +138,7 @@ int main(int argc, char** argv) {
       "containers, predicts OOM kills and streams events.\n"
       "  tapio-agent --output=json       # this host, events as JSON lines on stdout");
   absl::ParseCommandLine(argc, argv);
+  tapio::DisableMutexDeadlockDetection();
 
   tapio::LogLevel level;
   if (!ParseLogLevel(absl::GetFlag(FLAGS_log_level), &level)) {

@@ -134,5 +134,3 @@ BENCHMARK(BM_PipelineIngest);
 
 }  // namespace
 }  // namespace tapio
-
-BENCHMARK_MAIN();

@@ -235,5 +235,3 @@ BENCHMARK(BM_FanOut)
 
 }  // namespace
 }  // namespace tapio::api
-
-BENCHMARK_MAIN();

@@ -146,5 +146,3 @@ BENCHMARK(BM_RegistryMemory)->Arg(200)->Arg(5000)->Iterations(1)->Unit(benchmark
 
 }  // namespace
 }  // namespace tapio::attrib
-
-BENCHMARK_MAIN();

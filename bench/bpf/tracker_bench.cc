@@ -29,6 +29,7 @@
 #include "agent/bpf/memory_tracker.h"
 #include "agent/bpf/record.h"
 #include "agent/core/log.h"
+#include "agent/core/runtime.h"
 #include "benchmark/benchmark.h"
 #include "bpf/ringbuf_producer.skel.h"
 #include "tests/support/test_cgroup.h"
@@ -367,6 +368,7 @@ BENCHMARK(BM_MapMemory)->Arg(0)->Arg(1)->Iterations(1);
 }  // namespace tapio::bpf
 
 int main(int argc, char** argv) {
+  tapio::DisableMutexDeadlockDetection();
   tapio::SetLogLevel(tapio::LogLevel::kWarning);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

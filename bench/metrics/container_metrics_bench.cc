@@ -74,5 +74,3 @@ BENCHMARK(BM_ScrapeText)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace tapio::metrics
-
-BENCHMARK_MAIN();

@@ -102,5 +102,3 @@ void BM_UpdateLatencyPercentiles(benchmark::State& state) {
 BENCHMARK(BM_UpdateLatencyPercentiles)->Iterations(200000);
 
 }  // namespace
-
-BENCHMARK_MAIN();

@@ -1,0 +1,11 @@
+#include "agent/core/runtime.h"
+
+#include "absl/synchronization/mutex.h"
+
+namespace tapio {
+
+void DisableMutexDeadlockDetection() {
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+}
+
+}  // namespace tapio
