@@ -156,17 +156,20 @@ int Watch(v1::TapioService::Stub* stub, bool json) {
   grpc::ClientContext context;
   const bool bounded_by_time = absl::GetFlag(FLAGS_timeout) > absl::ZeroDuration();
   SetDeadline(&context, absl::ZeroDuration());
-  auto reader = stub->Subscribe(&context, *request);
+  // Batches: at high event rates one message carries many events (same events, same order).
+  auto reader = stub->SubscribeBatches(&context, *request);
   if (!json) WriteLine(EventTableHeader());
   const int64_t count = absl::GetFlag(FLAGS_count);
   int64_t received = 0;
-  v1::Event event;
-  while (reader->Read(&event)) {
-    WriteLine(json ? ToJsonLine(event) : EventTableRow(event));
-    if (count > 0 && ++received >= count) {
-      context.TryCancel();
-      reader->Finish();
-      return 0;
+  v1::EventBatch batch;
+  while (reader->Read(&batch)) {
+    for (const v1::Event& event : batch.events()) {
+      WriteLine(json ? ToJsonLine(event) : EventTableRow(event));
+      if (count > 0 && ++received >= count) {
+        context.TryCancel();
+        reader->Finish();
+        return 0;
+      }
     }
   }
   grpc::Status status = reader->Finish();

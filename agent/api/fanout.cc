@@ -12,6 +12,8 @@ constexpr size_t kReplayQueue = 1 << 17;
 // While events flow, the dispatcher sleeps this long between drains of the feed instead of being
 // woken by every Publish (a wake-up costs the publishing thread a futex call).
 constexpr absl::Duration kDispatchPause = absl::Microseconds(200);
+// Events offered between two rounds of waking the streams that were waiting.
+constexpr int kWakeBatch = 256;
 
 EventPtr LostNotice(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
   auto notice = std::make_shared<Event>();
@@ -28,58 +30,109 @@ EventPtr LostNotice(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
 StreamQueue::StreamQueue(std::shared_ptr<const EventFilter> filter, size_t capacity)
     : filter_(std::move(filter)), capacity_(std::max<size_t>(capacity, 1)) {}
 
-void StreamQueue::Offer(const EventPtr& event) {
-  if (filter_ && !filter_->Matches(*event)) return;
+bool StreamQueue::Accepts(const Event& event) const { return !filter_ || filter_->Matches(event); }
+
+bool StreamQueue::Offer(const EventPtr& event, const grpc::Slice& wire) {
   absl::MutexLock lock(&mu_);
-  if (closed_ || event->seq <= skip_through_seq_) return;
+  if (closed_ || event->seq <= skip_through_seq_) return false;
   if (queue_.size() >= capacity_) {
-    if (pending_lost_ == 0) lost_first_seq_ = event->seq;
-    lost_last_seq_ = event->seq;
-    ++pending_lost_;
-    ++dropped_total_;
-    return;
+    AddLossLocked(1, event->seq, event->seq);
+  } else {
+    queue_.push_back(StreamItem{event, wire});
   }
-  queue_.push_back(event);
+  return std::exchange(wake_armed_, false);
 }
 
-void StreamQueue::Lost(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
-  absl::MutexLock lock(&mu_);
-  if (closed_ || count == 0) return;
-  if (pending_lost_ == 0 || first_seq < lost_first_seq_) lost_first_seq_ = first_seq;
-  lost_last_seq_ = std::max(lost_last_seq_, last_seq);
-  pending_lost_ += count;
+void StreamQueue::AddLossLocked(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
   dropped_total_ += count;
+  if (!queue_.empty() && queue_.back().event == nullptr) {
+    StreamItem& marker = queue_.back();
+    marker.lost_count += count;
+    if (first_seq != 0 && (marker.lost_first_seq == 0 || first_seq < marker.lost_first_seq)) {
+      marker.lost_first_seq = first_seq;
+    }
+    marker.lost_last_seq = std::max(marker.lost_last_seq, last_seq);
+    return;
+  }
+  StreamItem marker;
+  marker.lost_count = count;
+  marker.lost_first_seq = first_seq;
+  marker.lost_last_seq = last_seq;
+  queue_.push_back(std::move(marker));
+}
+
+bool StreamQueue::Lost(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
+  absl::MutexLock lock(&mu_);
+  if (closed_ || count == 0) return false;
+  AddLossLocked(count, first_seq, last_seq);
+  return std::exchange(wake_armed_, false);
+}
+
+void StreamQueue::Wake() {
+  std::function<void()> wake;
+  {
+    absl::MutexLock lock(&mu_);
+    wake = wake_;
+  }
+  if (wake) wake();
+}
+
+void StreamQueue::SetWake(std::function<void()> wake) {
+  absl::MutexLock lock(&mu_);
+  wake_ = std::move(wake);
 }
 
 void StreamQueue::PushFront(std::vector<EventPtr> replay) {
   absl::MutexLock lock(&mu_);
-  queue_.insert(queue_.begin(), std::make_move_iterator(replay.begin()),
-                std::make_move_iterator(replay.end()));
+  std::vector<StreamItem> items;
+  items.reserve(replay.size());
+  for (EventPtr& e : replay) items.push_back(StreamItem{std::move(e), grpc::Slice()});
+  queue_.insert(queue_.begin(), std::make_move_iterator(items.begin()),
+                std::make_move_iterator(items.end()));
+}
+
+bool StreamQueue::PopLocked(StreamItem* item) {
+  if (queue_.empty()) return false;
+  *item = std::move(queue_.front());
+  queue_.pop_front();
+  if (item->event == nullptr) {
+    item->event = LostNotice(item->lost_count, item->lost_first_seq, item->lost_last_seq);
+  }
+  return true;
 }
 
 EventPtr StreamQueue::Next(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return closed_ || !queue_.empty() || pending_lost_ > 0;
-  };
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || !queue_.empty(); };
   if (timeout > absl::ZeroDuration()) mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
   if (closed_) return nullptr;
-  // Report a gap before the first event after it (queued events older than the gap go first).
-  if (pending_lost_ > 0 && (queue_.empty() || queue_.front()->seq > lost_first_seq_)) {
-    EventPtr notice = LostNotice(pending_lost_, lost_first_seq_, lost_last_seq_);
-    pending_lost_ = 0;
-    return notice;
-  }
-  if (queue_.empty()) return nullptr;
-  EventPtr event = std::move(queue_.front());
-  queue_.pop_front();
-  return event;
+  StreamItem item;
+  return PopLocked(&item) ? std::move(item.event) : nullptr;
+}
+
+StreamQueue::PopResult StreamQueue::TryPop(StreamItem* item) {
+  absl::MutexLock lock(&mu_);
+  if (closed_) return PopResult::kClosed;
+  if (PopLocked(item)) return PopResult::kItem;
+  wake_armed_ = true;
+  return PopResult::kEmpty;
+}
+
+bool StreamQueue::empty() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.empty();
 }
 
 void StreamQueue::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  queue_.clear();
+  bool wake = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closed_ = true;
+    queue_.clear();
+    wake = std::exchange(wake_armed_, false);
+  }
+  if (wake) Wake();
 }
 
 bool StreamQueue::closed() const {
@@ -92,8 +145,8 @@ uint64_t StreamQueue::dropped_total() const {
   return dropped_total_;
 }
 
-EventFanout::EventFanout(EventBus* bus, size_t feed_capacity)
-    : bus_(bus), feed_(bus->Subscribe(nullptr, feed_capacity)) {
+EventFanout::EventFanout(EventBus* bus, size_t feed_capacity, WireEncoder encoder)
+    : bus_(bus), encoder_(std::move(encoder)), feed_(bus->Subscribe(nullptr, feed_capacity)) {
   {
     absl::MutexLock lock(&mu_);
     last_dispatched_seq_ = bus_->last_seq();
@@ -107,28 +160,51 @@ void EventFanout::Stop() {
   if (stop_.exchange(true)) return;
   bus_->Unsubscribe(feed_);  // wakes the dispatcher
   if (dispatcher_.joinable()) dispatcher_.join();
-  absl::MutexLock lock(&mu_);
-  for (const auto& stream : streams_) stream->Close();
+  std::vector<std::shared_ptr<StreamQueue>> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    streams = streams_;
+  }
+  for (const auto& stream : streams) stream->Close();  // wakes consumers: outside our lock
 }
 
 void EventFanout::Dispatch() {
   bool busy = false;
+  std::vector<std::shared_ptr<StreamQueue>> to_wake;
   while (!stop_.load()) {
     if (busy) absl::SleepFor(kDispatchPause);
     EventPtr event = feed_->Next(busy ? absl::ZeroDuration() : absl::Milliseconds(100));
     busy = event != nullptr;
     while (event) {
-      absl::MutexLock lock(&mu_);
-      if (event->seq == 0 && event->kind() == EventKind::kEventsLost) {
-        // The feed itself overflowed: those events are lost for every stream.
-        const auto& lost = std::get<EventsLost>(event->payload);
-        for (const auto& stream : streams_) stream->Lost(lost.count, lost.first_seq, lost.last_seq);
-        last_dispatched_seq_ = std::max(last_dispatched_seq_, lost.last_seq);
-      } else {
-        for (const auto& stream : streams_) stream->Offer(event);
-        last_dispatched_seq_ = event->seq;
+      // A bounded batch, then the waiting consumers are woken once each, outside the lock.
+      {
+        absl::MutexLock lock(&mu_);
+        for (int n = 0; event && n < kWakeBatch; ++n) {
+          if (event->seq == 0 && event->kind() == EventKind::kEventsLost) {
+            // The feed itself overflowed: those events are lost for every stream.
+            const auto& lost = std::get<EventsLost>(event->payload);
+            for (const auto& stream : streams_) {
+              if (stream->Lost(lost.count, lost.first_seq, lost.last_seq)) {
+                to_wake.push_back(stream);
+              }
+            }
+            last_dispatched_seq_ = std::max(last_dispatched_seq_, lost.last_seq);
+          } else {
+            grpc::Slice wire;
+            bool encoded = false;
+            for (const auto& stream : streams_) {
+              if (!stream->Accepts(*event)) continue;
+              if (!encoded && encoder_) wire = encoder_(*event);
+              encoded = true;
+              if (stream->Offer(event, wire)) to_wake.push_back(stream);
+            }
+            last_dispatched_seq_ = event->seq;
+          }
+          event = feed_->Next(absl::ZeroDuration());
+        }
       }
-      event = feed_->Next(absl::ZeroDuration());
+      for (const auto& stream : to_wake) stream->Wake();
+      to_wake.clear();
     }
   }
 }

@@ -8,15 +8,18 @@
 //
 // Contracts:
 //  - A stream's queue is bounded; when full, events are dropped for that stream only and counted,
-//    and the stream's next Next() returns an in-band EventsLost (seq 0, source
-//    "subscriber_queue", count and seq range) before the events that follow: the same contract
-//    as EventBus::Subscription.
+//    and the stream gets an in-band EventsLost (seq 0, source "subscriber_queue", count and seq
+//    range) exactly where they were dropped: after the events queued before them, before those
+//    that follow. Consecutive drops make one notice, whose range holds only dropped events.
 //  - If the dispatcher itself falls behind, the feed's bus queue overflows; those events are lost
 //    for every stream and reported to each, in-band, the same way.
 //  - Resume: Attach(resume_after = N) first delivers the bus's retained events with seq > N (and
 //    an EventsLost "replay" if some already left the replay window), then live events, with no
 //    gap or duplicate at the seam.
-//  - Thread-safety: Attach/Detach from any thread; a StreamQueue's Next() from one thread.
+//  - Each event a stream takes is serialized once for all streams (WireEncoder), not once per
+//    stream.
+//  - Thread-safety: Attach/Detach from any thread; a StreamQueue's Next()/TryPop() from one
+//    consumer at a time.
 #ifndef TAPIO_AGENT_API_FANOUT_H_
 #define TAPIO_AGENT_API_FANOUT_H_
 
@@ -24,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -34,8 +38,23 @@
 #include "absl/time/time.h"
 #include "agent/api/filter.h"
 #include "agent/core/event_bus.h"
+#include "grpcpp/support/slice.h"
 
 namespace tapio::api {
+
+// One message for a stream: the event and, when the fan-out has an encoder, its wire form
+// (a serialized tapio.v1.Event) made once and shared, by reference count, by every stream that
+// takes it. An empty `wire` (in-band loss notices, replayed events, no encoder) is for the
+// consumer to encode.
+struct StreamItem {
+  EventPtr event;
+  grpc::Slice wire;
+  // Inside the queue only: a loss marker (event == nullptr) holding the events dropped at this
+  // point of the stream, which Pop turns into an EventsLost notice.
+  uint64_t lost_count = 0;
+  uint64_t lost_first_seq = 0;
+  uint64_t lost_last_seq = 0;
+};
 
 class StreamQueue {
  public:
@@ -43,34 +62,58 @@ class StreamQueue {
 
   // The next event for the stream, waiting up to `timeout`; nullptr on timeout or once closed.
   EventPtr Next(absl::Duration timeout);
+
+  // Non-blocking, for a consumer driven by callbacks (the API's stream reactor): kItem fills
+  // `item`; kEmpty arms the wake function, which is then called once, on the dispatcher's
+  // thread or the closing thread, when an event or a loss arrives or the queue closes; kClosed
+  // means the stream is over.
+  enum class PopResult { kItem, kEmpty, kClosed };
+  PopResult TryPop(StreamItem* item);
+  // Set before the first TryPop. Called without any of the queue's or the fan-out's locks held.
+  void SetWake(std::function<void()> wake);
+  bool empty() const;
+
   void Close();
   bool closed() const;
   uint64_t dropped_total() const;
 
  private:
   friend class EventFanout;
-  // Dispatcher side. Offer filters; Lost records events that never reached the dispatcher.
-  void Offer(const EventPtr& event);
-  void Lost(uint64_t count, uint64_t first_seq, uint64_t last_seq);
+  // Dispatcher side. Accepts: the stream's filter. Offer and Lost return true when the consumer
+  // is waiting and must be woken (the dispatcher calls Wake() once it has released its lock).
+  bool Accepts(const Event& event) const;
+  bool Offer(const EventPtr& event, const grpc::Slice& wire);
+  bool Lost(uint64_t count, uint64_t first_seq, uint64_t last_seq);
+  void Wake();
   // Replay side (the attaching thread, before live events are read).
   void PushFront(std::vector<EventPtr> replay);
+  // Pops the next item (a loss marker as its EventsLost notice); false when none.
+  bool PopLocked(StreamItem* item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records lost events at the tail: extends the tail's loss marker, or appends one (markers
+  // may take the queue one past its capacity, so a loss is told exactly where it happened).
+  void AddLossLocked(uint64_t count, uint64_t first_seq, uint64_t last_seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<const EventFilter> filter_;
   const size_t capacity_;
   mutable absl::Mutex mu_;
-  std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<StreamItem> queue_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t pending_lost_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t lost_first_seq_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t lost_last_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool wake_armed_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> wake_ ABSL_GUARDED_BY(mu_);
   uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t skip_through_seq_ ABSL_GUARDED_BY(mu_) = 0;  // resume_after: already delivered
 };
 
 class EventFanout {
  public:
+  // Serializes an event for the wire; called at most once per event, on the dispatcher thread,
+  // and only when some stream takes the event.
+  using WireEncoder = std::function<grpc::Slice(const Event&)>;
+
   // Subscribes to `bus` with a queue of `feed_capacity` events and starts the dispatcher.
-  EventFanout(EventBus* bus, size_t feed_capacity);
+  // Without an encoder, items carry no wire form.
+  EventFanout(EventBus* bus, size_t feed_capacity, WireEncoder encoder = nullptr);
   ~EventFanout();  // Stop()
   EventFanout(const EventFanout&) = delete;
   EventFanout& operator=(const EventFanout&) = delete;
@@ -92,6 +135,7 @@ class EventFanout {
   void Dispatch();
 
   EventBus* const bus_;
+  const WireEncoder encoder_;
   std::shared_ptr<EventBus::Subscription> feed_;
   std::atomic<bool> stop_{false};
   std::thread dispatcher_;

@@ -25,6 +25,7 @@
 #include "agent/api/filter.h"
 #include "agent/api/status.h"
 #include "agent/core/log.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -118,103 +119,82 @@ void LowerThreadPriority(int nice) {
   }
 }
 
+// Serializes `event` as a tapio.v1.Event straight into a gRPC slice (no intermediate string).
+grpc::Slice EncodeEvent(const Event& event, absl::string_view node) {
+  thread_local v1::Event message;
+  message.Clear();
+  EventToProto(event, node, &message);
+  grpc::Slice slice(message.ByteSizeLong());
+  message.SerializeWithCachedSizesToArray(const_cast<uint8_t*>(slice.begin()));
+  return slice;
+}
+
+// SubscribeBatches packs at most this much into one message (gRPC clients accept 4 MiB).
+constexpr size_t kMaxBatchEvents = 4096;
+constexpr size_t kMaxBatchBytes = 1 << 20;
+
+// A tapio.v1.EventBatch from serialized events: each is field 1 (`events`), length-delimited,
+// so the batch is built by copying bytes, with no second serialization.
+grpc::Slice EncodeBatch(const std::vector<grpc::Slice>& events) {
+  using google::protobuf::io::CodedOutputStream;
+  constexpr uint8_t kEventsTag = (1 << 3) | 2;  // field 1, wire type LEN
+  size_t size = 0;
+  for (const grpc::Slice& e : events) {
+    size += 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(e.size())) + e.size();
+  }
+  grpc::Slice batch(size);
+  uint8_t* out = const_cast<uint8_t*>(batch.begin());
+  for (const grpc::Slice& e : events) {
+    *out++ = kEventsTag;
+    out = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(e.size()), out);
+    std::memcpy(out, e.begin(), e.size());
+    out += e.size();
+  }
+  return batch;
+}
+
+bool ParseRequest(const grpc::ByteBuffer& raw, v1::SubscribeRequest* request) {
+  std::vector<grpc::Slice> slices;
+  if (!raw.Dump(&slices).ok()) return false;
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return request->ParseFromString(bytes);
+}
+
 }  // namespace
 
-class ApiServer::Service final : public v1::TapioService::Service {
+// Subscribe is served asynchronously on one completion queue, driven by one thread (Run): no
+// thread per stream, and each event is written from the wire form the fan-out serialized once
+// for every stream (StreamItem::wire). ListContainers and GetAgentInfo stay synchronous.
+class ApiServer::Service final
+    : public v1::TapioService::WithRawMethod_Subscribe<
+          v1::TapioService::WithRawMethod_SubscribeBatches<v1::TapioService::Service>> {
  public:
   Service(const ApiServerOptions& options, EventBus* bus, EventFanout* fanout,
           AgentStateSource* state)
       : options_(options), bus_(bus), fanout_(fanout), state_(state) {}
 
-  grpc::Status Subscribe(grpc::ServerContext* context, const v1::SubscribeRequest* request,
-                         grpc::ServerWriter<v1::Event>* writer) override {
-    auto spec = FilterSpecFromProto(*request);
-    absl::StatusOr<EventFilter> filter =
-        spec.ok() ? EventFilter::Compile(*spec) : absl::StatusOr<EventFilter>(spec.status());
-    if (!filter.ok()) {
-      rejected_invalid_.fetch_add(1, std::memory_order_relaxed);
-      return ToGrpcStatus(filter.status());
-    }
-    if (active_.fetch_add(1) >= options_.max_subscribers) {
-      active_.fetch_sub(1);
-      rejected_exhausted_.fetch_add(1, std::memory_order_relaxed);
-      return ToGrpcStatus(absl::ResourceExhaustedError(
-          absl::StrCat("the agent already serves ", options_.max_subscribers,
-                       " subscribers (max_subscribers)")));
-    }
-    auto shared_filter = std::make_shared<const EventFilter>(*std::move(filter));
-    std::optional<uint64_t> resume_after;
-    if (request->has_resume_after()) resume_after = request->resume_after();
-    auto sub = fanout_->Attach(shared_filter, options_.subscriber_queue, resume_after);
-    {
-      absl::MutexLock lock(&mu_);
-      if (stopping_) sub->Close();
-      live_.push_back(sub);
-    }
-    // Counted as a subscriber only once attached: a client that sees `subscribers` include it
-    // can rely on its stream receiving what is published from then on.
-    attached_.fetch_add(1);
-    subscribes_total_.fetch_add(1, std::memory_order_relaxed);
-    TAPIO_LOG(kDebug, "api: subscriber %s joined (%d active)", context->peer(), active_.load());
-
+  // Serves Subscribe calls from `cq` until it is shut down and drained.
+  void Run(grpc::ServerCompletionQueue* cq) {
+    cq_ = cq;
     LowerThreadPriority(options_.stream_thread_nice);
-    // Headers first, on their own: the stream is established for the client at once, and no
-    // event write carries (and waits on) the initial metadata.
-    writer->SendInitialMetadata();
-    v1::Event message;
-    bool client_gone = false;
-    while (!client_gone && !context->IsCancelled()) {
-      // Idle: block on the queue, so the first event is written at once.
-      EventPtr next = sub->Next(options_.idle_poll);
-      if (!next) {
-        if (sub->closed()) break;
-        continue;
-      }
-      // Busy: write what is queued, then sleep for the coalescing window instead of waiting on
-      // the queue. A thread waiting on the queue is woken by the next Publish (a futex wake paid
-      // on the publisher's thread, for each waiting subscriber); sleeping caps the wake-ups at
-      // one per window and takes them off the publisher. Back to blocking on the queue only once
-      // `linger` has passed with nothing queued, so a steady stream never pays the wake.
-      const absl::Duration window = options_.coalesce_window;
-      const int64_t linger_windows = window > absl::ZeroDuration() ? options_.linger / window : 0;
-      int64_t empty_windows = 0;
-      while (!client_gone) {
-        while (next) {
-          EventToProto(*next, options_.node_name, &message);
-          next = sub->Next(absl::ZeroDuration());
-          // While more events are queued, let the transport coalesce writes (it completes a
-          // hinted write at once while less than its write buffer is pending); the last write
-          // of a drain is unhinted and flushes.
-          grpc::WriteOptions write_options;
-          if (next) write_options.set_buffer_hint();
-          if (!writer->Write(message, write_options)) {
-            client_gone = true;
-            break;
-          }
-          events_sent_.fetch_add(1, std::memory_order_relaxed);
-        }
-        if (client_gone || window <= absl::ZeroDuration()) break;
-        absl::SleepFor(window);
-        if (context->IsCancelled() || sub->closed()) break;
-        next = sub->Next(absl::ZeroDuration());
-        if (next) {
-          empty_windows = 0;
-        } else if (++empty_windows > linger_windows) {
-          break;  // idle: block on the queue again
-        }
-      }
-    }
+    Call::Request(this, /*batched=*/false);
+    Call::Request(this, /*batched=*/true);
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq->Next(&tag, &ok)) static_cast<Call::Tag*>(tag)->Done(ok);
+  }
 
-    fanout_->Detach(sub);
-    {
-      absl::MutexLock lock(&mu_);
-      live_.erase(std::remove(live_.begin(), live_.end(), sub), live_.end());
+  // After the server's Shutdown (which cancels every call): waits until every call has seen its
+  // last tag, so the completion queue can be shut down with no operation left to start on it.
+  void AwaitCallsGone(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto gone = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_ == 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&gone), timeout)) {
+      TAPIO_LOG(kWarning, "api: %d subscribe calls still open at shutdown", calls_);
     }
-    attached_.fetch_sub(1);
-    active_.fetch_sub(1);
-    TAPIO_LOG(kDebug, "api: subscriber %s left (dropped %d events)", context->peer(),
-              sub->dropped_total());
-    return grpc::Status::OK;
   }
 
   grpc::Status ListContainers(grpc::ServerContext* context,
@@ -255,9 +235,13 @@ class ApiServer::Service final : public v1::TapioService::Service {
 
   // Makes every live and future stream end promptly.
   void StopStreams() {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    for (const auto& sub : live_) sub->Close();
+    std::vector<std::shared_ptr<StreamQueue>> live;
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      live = live_;
+    }
+    for (const auto& queue : live) queue->Close();  // wakes its stream: outside our lock
   }
 
   ApiServerStats stats() const {
@@ -273,6 +257,245 @@ class ApiServer::Service final : public v1::TapioService::Service {
   }
 
  private:
+  // One Subscribe call: from the request (a Call waits for it) to its last tag. At most one
+  // operation (write or Finish) is in flight; Pump() starts the next write when the previous
+  // completes (on the queue's thread) or when the stream's queue, empty until then, receives
+  // something (the fan-out's wake, on its dispatcher thread). A write is hinted (coalesced by
+  // the transport) while more is queued; the last of a burst flushes. Owned by `self_` until
+  // gRPC holds none of its tags, and by a wake while one runs.
+  class Call {
+   public:
+    struct Tag {
+      Call* call;
+      void (Call::*on_done)(bool ok);
+      void Done(bool ok) { (call->*on_done)(ok); }
+    };
+
+    // Starts waiting for the next Subscribe (or SubscribeBatches) call.
+    static void Request(Service* service, bool batched) {
+      auto call = std::shared_ptr<Call>(new Call(service, batched));
+      call->self_ = call;
+      {
+        absl::MutexLock lock(&service->mu_);
+        ++service->calls_;
+      }
+      call->context_.AsyncNotifyWhenDone(&call->done_tag_);
+      if (batched) {
+        service->RequestSubscribeBatches(&call->context_, &call->request_, &call->writer_,
+                                         service->cq_, service->cq_, &call->request_tag_);
+      } else {
+        service->RequestSubscribe(&call->context_, &call->request_, &call->writer_, service->cq_,
+                                  service->cq_, &call->request_tag_);
+      }
+    }
+
+   private:
+    Call(Service* service, bool batched)
+        : service_(service), batched_(batched), writer_(&context_) {}
+
+    void OnRequest(bool ok) {
+      if (!ok) {  // shutting down: no call came, and no other tag will
+        Release();
+        return;
+      }
+      Request(service_, batched_);  // the next caller
+      const grpc::Status refused = Accept();
+      absl::MutexLock lock(&mu_);
+      in_flight_ = true;
+      if (!refused.ok()) {
+        finished_ = true;
+        writer_.Finish(refused, &finish_tag_);
+      } else {
+        // Headers first, on their own: the stream is established for the client at once.
+        writer_.SendInitialMetadata(&write_tag_);
+      }
+    }
+
+    // Validates the request and attaches the stream; a non-OK status refuses the call.
+    grpc::Status Accept() {
+      v1::SubscribeRequest request;
+      if (!ParseRequest(request_, &request)) {
+        service_->rejected_invalid_.fetch_add(1, std::memory_order_relaxed);
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request: not a SubscribeRequest");
+      }
+      auto spec = FilterSpecFromProto(request);
+      absl::StatusOr<EventFilter> filter =
+          spec.ok() ? EventFilter::Compile(*spec) : absl::StatusOr<EventFilter>(spec.status());
+      if (!filter.ok()) {
+        service_->rejected_invalid_.fetch_add(1, std::memory_order_relaxed);
+        return ToGrpcStatus(filter.status());
+      }
+      if (service_->active_.fetch_add(1) >= service_->options_.max_subscribers) {
+        service_->active_.fetch_sub(1);
+        service_->rejected_exhausted_.fetch_add(1, std::memory_order_relaxed);
+        return ToGrpcStatus(absl::ResourceExhaustedError(
+            absl::StrCat("the agent already serves ", service_->options_.max_subscribers,
+                         " subscribers (max_subscribers)")));
+      }
+      std::optional<uint64_t> resume_after;
+      if (request.has_resume_after()) resume_after = request.resume_after();
+      auto queue =
+          service_->fanout_->Attach(std::make_shared<const EventFilter>(*std::move(filter)),
+                                    service_->options_.subscriber_queue, resume_after);
+      std::weak_ptr<Call> weak = self_;
+      queue->SetWake([weak] {
+        if (auto call = weak.lock()) call->Pump();
+      });
+      {
+        absl::MutexLock lock(&mu_);
+        queue_ = queue;
+      }
+      {
+        absl::MutexLock lock(&service_->mu_);
+        if (service_->stopping_) queue->Close();
+        service_->live_.push_back(queue);
+      }
+      // Counted as a subscriber only once attached: a client that sees `subscribers` include
+      // it can rely on its stream receiving what is published from then on.
+      service_->attached_.fetch_add(1);
+      service_->subscribes_total_.fetch_add(1, std::memory_order_relaxed);
+      TAPIO_LOG(kDebug, "api: subscriber %s joined (%d active)", context_.peer(),
+                service_->active_.load());
+      return grpc::Status::OK;
+    }
+
+    void OnWrite(bool ok) {
+      {
+        absl::MutexLock lock(&mu_);
+        in_flight_ = false;
+        if (!ok) broken_ = true;  // the client went away (or the server is shutting down)
+        if (ok) service_->events_sent_.fetch_add(events_in_write_, std::memory_order_relaxed);
+        events_in_write_ = 0;
+      }
+      Pump();
+    }
+
+    void OnFinish(bool /*ok*/) {
+      {
+        absl::MutexLock lock(&mu_);
+        in_flight_ = false;
+      }
+      MaybeRelease();
+    }
+
+    void OnCallDone(bool /*ok*/) {
+      {
+        absl::MutexLock lock(&mu_);
+        call_done_ = true;
+        broken_ = true;  // finished or cancelled: nothing more will be written
+      }
+      Pump();
+    }
+
+    void Pump() {
+      LowerThreadPriority(service_->options_.stream_thread_nice);  // also the dispatcher's
+      {
+        absl::MutexLock lock(&mu_);
+        if (in_flight_ || finished_ || !queue_) {
+          // Busy, over, or refused/not yet attached: nothing to start.
+        } else if (broken_) {
+          finished_ = true;  // a cancelled call needs no Finish: its done tag comes anyway
+        } else {
+          // One event (Subscribe), or every queued one up to the caps (SubscribeBatches).
+          const size_t max_events = batched_ ? kMaxBatchEvents : 1;
+          size_t bytes = 0;
+          StreamQueue::PopResult pop = StreamQueue::PopResult::kEmpty;
+          StreamItem item;
+          batch_.clear();
+          while (batch_.size() < max_events && bytes < kMaxBatchBytes &&
+                 (pop = queue_->TryPop(&item)) == StreamQueue::PopResult::kItem) {
+            batch_.push_back(item.wire.size() > 0
+                                 ? std::move(item.wire)
+                                 : EncodeEvent(*item.event, service_->options_.node_name));
+            bytes += batch_.back().size();
+          }
+          if (batch_.empty() && pop == StreamQueue::PopResult::kEmpty) {
+            return;  // woken when something arrives
+          }
+          if (batch_.empty()) {  // closed: end the stream
+            finished_ = true;
+            in_flight_ = true;
+            writer_.Finish(grpc::Status::OK, &finish_tag_);
+            return;
+          }
+          const size_t events = batch_.size();
+          if (batched_) {
+            grpc::Slice wire = EncodeBatch(batch_);
+            buffer_ = grpc::ByteBuffer(&wire, 1);
+          } else {
+            buffer_ = grpc::ByteBuffer(batch_.data(), 1);
+          }
+          batch_.clear();
+          grpc::WriteOptions options;
+          if (!queue_->empty()) options.set_buffer_hint();
+          in_flight_ = true;
+          events_in_write_ = events;
+          writer_.Write(buffer_, options, &write_tag_);
+          return;
+        }
+      }
+      MaybeRelease();
+    }
+
+    // Drops the call once gRPC holds none of its tags.
+    void MaybeRelease() {
+      {
+        absl::MutexLock lock(&mu_);
+        if (!call_done_ || in_flight_ || released_) return;
+        released_ = true;
+      }
+      Release();
+    }
+
+    void Release() {
+      std::shared_ptr<StreamQueue> queue;
+      {
+        absl::MutexLock lock(&mu_);
+        queue = queue_;
+      }
+      if (queue) service_->Retire(queue, context_.peer());
+      std::shared_ptr<Call> self = std::move(self_);
+      {
+        absl::MutexLock lock(&service_->mu_);
+        --service_->calls_;
+      }
+      // `self` going out of scope may destroy this call (unless a wake still holds it).
+    }
+
+    Service* const service_;
+    const bool batched_;  // SubscribeBatches: EventBatch messages
+    grpc::ServerContext context_;
+    grpc::ByteBuffer request_;
+    grpc::ServerAsyncWriter<grpc::ByteBuffer> writer_;
+    Tag request_tag_{this, &Call::OnRequest};
+    Tag write_tag_{this, &Call::OnWrite};
+    Tag finish_tag_{this, &Call::OnFinish};
+    Tag done_tag_{this, &Call::OnCallDone};
+    std::shared_ptr<Call> self_;  // dropped by Release
+    absl::Mutex mu_;
+    std::shared_ptr<StreamQueue> queue_ ABSL_GUARDED_BY(mu_);  // set once accepted
+    bool in_flight_ ABSL_GUARDED_BY(mu_) = false;              // a write or Finish awaits its tag
+    uint64_t events_in_write_ ABSL_GUARDED_BY(mu_) = 0;        // events the write in flight carries
+    bool broken_ ABSL_GUARDED_BY(mu_) = false;                 // cancelled, done, or a write failed
+    bool finished_ ABSL_GUARDED_BY(mu_) = false;               // Finish started (or not needed)
+    bool call_done_ ABSL_GUARDED_BY(mu_) = false;              // the done tag came
+    bool released_ ABSL_GUARDED_BY(mu_) = false;
+    grpc::ByteBuffer buffer_;         // the write in flight
+    std::vector<grpc::Slice> batch_;  // scratch: the events of the next batch
+  };
+
+  // A stream's end: frees its queue and its subscriber slot.
+  void Retire(const std::shared_ptr<StreamQueue>& queue, const std::string& peer) {
+    fanout_->Detach(queue);
+    {
+      absl::MutexLock lock(&mu_);
+      live_.erase(std::remove(live_.begin(), live_.end(), queue), live_.end());
+    }
+    attached_.fetch_sub(1);
+    active_.fetch_sub(1);
+    TAPIO_LOG(kDebug, "api: subscriber %s left (dropped %d events)", peer, queue->dropped_total());
+  }
+
   const ApiServerOptions options_;
   EventBus* const bus_;
   EventFanout* const fanout_;
@@ -283,9 +506,11 @@ class ApiServer::Service final : public v1::TapioService::Service {
   std::atomic<uint64_t> rejected_invalid_{0};
   std::atomic<uint64_t> rejected_exhausted_{0};
   std::atomic<uint64_t> events_sent_{0};
+  grpc::ServerCompletionQueue* cq_ = nullptr;  // set by Run, before the first call
   absl::Mutex mu_;
   std::vector<std::shared_ptr<StreamQueue>> live_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int calls_ ABSL_GUARDED_BY(mu_) = 0;  // Call objects alive (waiting ones included)
 };
 
 absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOptions& options,
@@ -303,15 +528,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   if (options.max_subscribers < 1) {
     return absl::InvalidArgumentError("max_subscribers: must be at least 1");
   }
-  if (options.coalesce_window < absl::ZeroDuration() ||
-      options.coalesce_window > absl::Milliseconds(100)) {
-    return absl::InvalidArgumentError("coalesce_window: must be between 0 and 100ms");
-  }
   if (options.stream_thread_nice < 0 || options.stream_thread_nice > 19) {
     return absl::InvalidArgumentError("stream_thread_nice: must be between 0 and 19");
-  }
-  if (options.idle_poll <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("idle_poll: must be positive");
   }
   const std::string& address = options.grpc_address;
   if (address.empty()) return absl::InvalidArgumentError("grpc_address: empty");
@@ -373,7 +591,9 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
     }
   }
 
-  server->fanout_ = std::make_unique<EventFanout>(bus, options.feed_queue);
+  server->fanout_ = std::make_unique<EventFanout>(
+      bus, options.feed_queue,
+      [node = options.node_name](const Event& event) { return EncodeEvent(event, node); });
   server->service_ = std::make_unique<Service>(options, bus, server->fanout_.get(), state);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -381,6 +601,7 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   int selected_port = 0;
   builder.AddListeningPort(listen_address, credentials, is_unix ? nullptr : &selected_port);
   builder.RegisterService(server->service_.get());
+  server->cq_ = builder.AddCompletionQueue();
   server->server_ = builder.BuildAndStart();
   if (!server->server_ || (!is_unix && selected_port == 0)) {
     return absl::UnavailableError(absl::StrCat("grpc_address: cannot listen on '", address, "'"));
@@ -394,6 +615,7 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   } else {
     server->address_ = absl::StrCat(address.substr(0, address.rfind(':')), ":", selected_port);
   }
+  server->stream_thread_ = std::thread([s = server.get()] { s->service_->Run(s->cq_.get()); });
   if (auto* health = server->server_->GetHealthCheckService()) {
     health->SetServingStatus(kServiceName, true);
   }
@@ -413,6 +635,13 @@ void ApiServer::Shutdown() {
   if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   server_->Wait();
+  // Every call is cancelled now; once their last tags are handled nothing starts an operation,
+  // and the queue can shut down.
+  if (stream_thread_.joinable()) {
+    service_->AwaitCallsGone(absl::Seconds(5));
+    cq_->Shutdown();
+    stream_thread_.join();
+  }
   fanout_->Stop();
   if (!unix_socket_path_.empty()) unlink(unix_socket_path_.c_str());
 }

@@ -12,9 +12,11 @@
 //    tls_key_path, tls_client_ca_path, unless insecure_tcp is set. Port 0 picks a free port;
 //    address() reports it.
 //
-// Threads: gRPC's synchronous server runs each stream on a thread of its own pool; handlers only
-// touch the EventBus (thread-safe), the AgentStateSource (thread-safe by contract) and this
-// class's atomics and mutex-guarded set. Lifetime: `bus` and `state` must outlive the server.
+// Threads: Subscribe streams are asynchronous calls on one completion queue served by one thread
+// (no thread per stream); writes start there or on the fan-out's dispatcher thread, from the
+// wire form the fan-out serialized once per event. ListContainers and GetAgentInfo run on gRPC's
+// synchronous pool and only read the AgentStateSource (thread-safe by contract) and this class's
+// counters. Lifetime: `bus` and `state` must outlive the server.
 #ifndef TAPIO_AGENT_API_SERVER_H_
 #define TAPIO_AGENT_API_SERVER_H_
 
@@ -23,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -31,6 +34,7 @@
 
 namespace grpc {
 class Server;
+class ServerCompletionQueue;
 }  // namespace grpc
 
 namespace tapio::api {
@@ -50,19 +54,11 @@ struct ApiServerOptions {
   size_t feed_queue = 65536;
   int max_subscribers = 64;  // --max_subscribers: concurrent Subscribe streams, >= 1
   std::string node_name;     // Event.node in every event sent
-  // While a stream is busy, its handler sleeps this long between drains of its queue instead of
-  // being woken by every event: bounds wake-ups to one per window per subscriber, at the cost of
-  // up to this much added latency under load (none when idle). 0 = wake per event. 0..100 ms.
-  absl::Duration coalesce_window = absl::Milliseconds(1);
-  // How long a stream keeps polling every coalesce_window after its queue ran empty before it
-  // blocks on the queue again (a blocked stream costs the publisher a wake-up per event burst).
-  absl::Duration linger = absl::Milliseconds(50);
-  // Nice value (0..19) a thread takes on when it starts serving a Subscribe stream, so that on a
+  // Nice value (0..19) of the threads that write Subscribe streams (the stream thread and the
+  // fan-out's dispatcher), so that on a
   // CPU-saturated node the pipeline threads (ingest, sampler, Publish) win over the fan-out and
   // slow subscribers lose events instead of slowing the pipeline. 0 = leave priorities alone.
   int stream_thread_nice = 10;
-  // How often an idle stream checks whether its client went away or the server stops.
-  absl::Duration idle_poll = absl::Milliseconds(200);
 };
 
 // Counters of the server's own decisions, for the agent's metrics.
@@ -103,6 +99,8 @@ class ApiServer {
   std::unique_ptr<EventFanout> fanout_;  // outlives service_ and server_
   std::unique_ptr<Service> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::ServerCompletionQueue> cq_;  // Subscribe calls (Service::Run)
+  std::thread stream_thread_;                        // runs Service::Run
   std::atomic<bool> shut_down_{false};
 };
 

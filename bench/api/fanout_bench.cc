@@ -4,7 +4,7 @@
 // One benchmark run = one configuration held for --duration (Iterations(1), real time):
 //   args: subscribers, stalled, target_rate (events/s; 0 = publish as fast as possible),
 //         nice (ApiServerOptions::stream_thread_nice, also applied to the client threads, which
-//         stand in for other processes), coalesce_us (ApiServerOptions::coalesce_window)
+//         stand in for other processes), batch (1: the clients use SubscribeBatches)
 // Counters:
 //   publish_per_s    events the publisher thread got through Publish() per second
 //   delivered_per_s  events received by all reading clients together, per second
@@ -53,6 +53,7 @@ struct Client {
   std::unique_ptr<v1::TapioService::Stub> stub;
   grpc::ClientContext context;
   std::unique_ptr<grpc::ClientReader<v1::Event>> reader;
+  std::unique_ptr<grpc::ClientReader<v1::EventBatch>> batch_reader;
   std::thread thread;
   std::atomic<uint64_t> received{0};
   std::vector<int64_t> latencies_ns;  // written by `thread` only, read after join
@@ -63,7 +64,7 @@ void BM_FanOut(benchmark::State& state) {
   const int stalled = static_cast<int>(state.range(1));
   const int64_t target_rate = state.range(2);
   const int nice = static_cast<int>(state.range(3));
-  const int64_t coalesce_us = state.range(4);
+  const bool batch = state.range(4) != 0;
   SetLogLevel(LogLevel::kWarning);
 
   char tmpl[] = "/tmp/tapio-api-bench-XXXXXX";
@@ -76,7 +77,6 @@ void BM_FanOut(benchmark::State& state) {
   options.max_subscribers = subscribers + 1;
   options.node_name = "bench";
   options.stream_thread_nice = nice;
-  options.coalesce_window = absl::Microseconds(coalesce_us);
   auto server = ApiServer::Create(options, &bus, &no_state);
   if (!server.ok()) {
     state.SkipWithError(std::string(server.status().message()).c_str());
@@ -91,20 +91,33 @@ void BM_FanOut(benchmark::State& state) {
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
     c->stub = v1::TapioService::NewStub(
         grpc::CreateCustomChannel((*server)->address(), grpc::InsecureChannelCredentials(), args));
-    c->reader = c->stub->Subscribe(&c->context, v1::SubscribeRequest());
+    if (batch) {
+      c->batch_reader = c->stub->SubscribeBatches(&c->context, v1::SubscribeRequest());
+    } else {
+      c->reader = c->stub->Subscribe(&c->context, v1::SubscribeRequest());
+    }
     if (i >= stalled) {
       Client* raw = c.get();
       c->latencies_ns.reserve(1 << 20);
       c->thread = std::thread([raw, &measuring, nice] {
         // The clients stand in for other processes; give them the handlers' priority.
         if (nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), nice);
-        v1::Event e;
-        while (raw->reader->Read(&e)) {
-          if (e.seq() == 0) continue;  // in-band loss notice
+        auto take = [&](const v1::Event& e, int64_t now_ns) {
+          if (e.seq() == 0) return;  // in-band loss notice
           if (measuring.load(std::memory_order_relaxed)) {
-            raw->latencies_ns.push_back(absl::ToUnixNanos(absl::Now()) - e.time_unix_ns());
+            raw->latencies_ns.push_back(now_ns - e.time_unix_ns());
             raw->received.fetch_add(1, std::memory_order_relaxed);
           }
+        };
+        if (raw->batch_reader) {
+          v1::EventBatch b;
+          while (raw->batch_reader->Read(&b)) {
+            const int64_t now_ns = absl::ToUnixNanos(absl::Now());
+            for (const v1::Event& e : b.events()) take(e, now_ns);
+          }
+        } else {
+          v1::Event e;
+          while (raw->reader->Read(&e)) take(e, absl::ToUnixNanos(absl::Now()));
         }
       });
     }
@@ -205,30 +218,36 @@ void BM_FanOut(benchmark::State& state) {
   }
 }
 
-// {subscribers, stalled, target events/s, stream_thread_nice, coalesce_window in us}
+// {subscribers, stalled, target events/s, stream_thread_nice, batch}
 BENCHMARK(BM_FanOut)
-    ->ArgNames({"subs", "stalled", "rate", "nice", "coalesce_us"})
+    ->ArgNames({"subs", "stalled", "rate", "nice", "batch"})
     // As fast as the publisher can go.
-    ->Args({0, 0, 0, 10, 1000})
-    ->Args({1, 0, 0, 10, 1000})
-    ->Args({10, 0, 0, 10, 1000})
-    ->Args({100, 10, 0, 10, 1000})
+    ->Args({0, 0, 0, 10, 0})
+    ->Args({1, 0, 0, 10, 0})
+    ->Args({10, 0, 0, 10, 0})
+    ->Args({100, 10, 0, 10, 0})
     // At 100,000 events/s, then 10,000 events/s.
-    ->Args({0, 0, 100000, 10, 1000})
-    ->Args({1, 0, 100000, 10, 1000})
-    ->Args({10, 0, 100000, 10, 1000})
-    ->Args({100, 10, 100000, 10, 1000})
-    ->Args({1, 0, 10000, 10, 1000})
-    ->Args({10, 0, 10000, 10, 1000})
-    ->Args({100, 10, 10000, 10, 1000})
-    // Coalescing window: wake per event (0), 250 us, 1 ms (the default).
+    ->Args({0, 0, 100000, 10, 0})
     ->Args({1, 0, 100000, 10, 0})
-    ->Args({1, 0, 100000, 10, 250})
+    ->Args({10, 0, 100000, 10, 0})
+    ->Args({100, 10, 100000, 10, 0})
+    ->Args({1, 0, 10000, 10, 0})
     ->Args({10, 0, 10000, 10, 0})
     ->Args({100, 10, 10000, 10, 0})
-    // Handler threads at normal priority, for comparison.
-    ->Args({100, 10, 0, 0, 1000})
-    ->Args({100, 10, 10000, 0, 1000})
+    // SubscribeBatches: the same rows.
+    ->Args({1, 0, 0, 10, 1})
+    ->Args({10, 0, 0, 10, 1})
+    ->Args({100, 10, 0, 10, 1})
+    ->Args({1, 0, 100000, 10, 1})
+    ->Args({10, 0, 100000, 10, 1})
+    ->Args({100, 10, 100000, 10, 1})
+    ->Args({1, 0, 10000, 10, 1})
+    ->Args({10, 0, 10000, 10, 1})
+    ->Args({100, 10, 10000, 10, 1})
+    // Stream threads at normal priority, for comparison.
+    ->Args({1, 0, 100000, 0, 0})
+    ->Args({1, 0, 100000, 0, 1})
+    ->Args({100, 10, 10000, 0, 0})
     ->Iterations(1)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -83,7 +83,6 @@ class ApiServerTest : public ::testing::Test {
   void SetUp() override {
     options_.grpc_address = absl::StrCat("unix://", dir_.path(), "/run/tapio.sock");
     options_.node_name = "node-a";
-    options_.idle_poll = absl::Milliseconds(20);
     AgentInfo info;
     info.version = "0.1.0-test";
     info.node = "node-a";
@@ -302,6 +301,84 @@ TEST_F(ApiServerTest, StalledClientLosesEventsInBandWithoutSlowingOthers) {
   fast->Finish();
 }
 
+TEST_F(ApiServerTest, SubscribeBatchesCarriesTheFilteredEventsInOrderManyPerMessage) {
+  StartServer();
+  auto stub = Stub();
+  v1::SubscribeRequest req;
+  req.add_allow()->add_namespaces("prod");
+  grpc::ClientContext ctx;
+  auto reader = stub->SubscribeBatches(&ctx, req);
+  ASSERT_TRUE(WaitSubscribers(1));
+  // Published in one go, before the client reads: the server finds many queued per write.
+  constexpr int kEvents = 2000;
+  std::vector<uint64_t> want;
+  for (int i = 1; i <= kEvents; ++i) {
+    const bool prod = i % 3 != 0;
+    bus_.Publish(UsageEvent(Pod(prod ? "prod" : "dev", "web", "app"), i));
+    if (prod) want.push_back(static_cast<uint64_t>(i));
+  }
+  std::vector<uint64_t> got;
+  size_t largest = 0;
+  v1::EventBatch batch;
+  while (got.size() < want.size() && reader->Read(&batch)) {
+    ASSERT_GT(batch.events_size(), 0) << "no empty batches";
+    largest = std::max(largest, static_cast<size_t>(batch.events_size()));
+    for (const v1::Event& e : batch.events()) {
+      EXPECT_EQ(e.node(), "node-a");
+      EXPECT_EQ(e.identity().pod_namespace(), "prod");
+      EXPECT_EQ(e.memory_usage().usage_bytes(), e.seq());
+      got.push_back(e.seq());
+    }
+  }
+  EXPECT_EQ(got, want);
+  EXPECT_GT(largest, 1u) << "every event went alone: nothing was batched";
+  // Counted when the write completes on the server, which may be after the client has it.
+  EXPECT_TRUE(WaitFor([&] { return server_->stats().events_sent_total == want.size(); }))
+      << server_->stats().events_sent_total;
+  ctx.TryCancel();
+  reader->Finish();
+  EXPECT_TRUE(WaitSubscribers(0));
+}
+
+TEST_F(ApiServerTest, SubscribeBatchesReportsLossInBandAtItsPlace) {
+  options_.subscriber_queue = 8;
+  StartServer();
+  auto stub = Stub();
+  grpc::ClientContext ctx;
+  auto reader = stub->SubscribeBatches(&ctx, v1::SubscribeRequest());
+  ASSERT_TRUE(WaitSubscribers(1));
+  // 4 KiB events, 3000 of them, to a client that does not read yet: its queue overflows.
+  constexpr uint64_t kEvents = 3000;
+  auto id = Pod("prod", "web", "app");
+  for (uint64_t i = 1; i <= kEvents; ++i) bus_.Publish(UsageEvent(id, i, 4096));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().dispatched_seq == kEvents; }));
+  ASSERT_GT(server_->stats().drops_total, 0u);
+
+  uint64_t received = 0;
+  uint64_t lost = 0;
+  uint64_t last = 0;  // highest seq received or reported lost
+  v1::EventBatch batch;
+  while (last < kEvents && reader->Read(&batch)) {
+    for (const v1::Event& e : batch.events()) {
+      if (e.has_events_lost()) {
+        EXPECT_EQ(e.seq(), 0u);
+        EXPECT_EQ(e.events_lost().source(), "subscriber_queue");
+        EXPECT_GT(e.events_lost().first_seq(), last) << "a gap reported out of place";
+        lost += e.events_lost().count();
+        last = e.events_lost().last_seq();
+        continue;
+      }
+      EXPECT_GT(e.seq(), last) << "out of order";
+      ++received;
+      last = e.seq();
+    }
+  }
+  EXPECT_EQ(received + lost, kEvents);
+  EXPECT_EQ(lost, server_->stats().drops_total);
+  ctx.TryCancel();
+  reader->Finish();
+}
+
 TEST_F(ApiServerTest, CancelledClientFreesItsSubscription) {
   StartServer();
   auto stub = Stub();
@@ -505,7 +582,7 @@ TEST_F(ApiServerTest, BadOptionsAreRefusedNamingTheOption) {
        "grpc_tls_cert: cannot read"},
       {[](ApiServerOptions* o) { o->subscriber_queue = 0; }, "subscriber_queue"},
       {[](ApiServerOptions* o) { o->max_subscribers = 0; }, "max_subscribers"},
-      {[](ApiServerOptions* o) { o->coalesce_window = absl::Milliseconds(-1); }, "coalesce_window"},
+      {[](ApiServerOptions* o) { o->feed_queue = 0; }, "feed_queue"},
       {[](ApiServerOptions* o) { o->stream_thread_nice = 20; }, "stream_thread_nice"},
   };
   for (const Case& c : cases) {
