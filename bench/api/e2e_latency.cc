@@ -129,7 +129,8 @@ int main(int argc, char** argv) {
   reader.join();
 
   if (latencies.empty()) {
-    std::fprintf(stderr, "e2e_latency: no rss_change event of pid %d arrived (is the agent "
+    std::fprintf(stderr,
+                 "e2e_latency: no rss_change event of pid %d arrived (is the agent "
                  "running with --rss_stat_hook --rss_track_all --rss_threshold_kib=4?)\n",
                  child);
     return 1;
