@@ -223,6 +223,8 @@ absl::Status Agent::Start() {
                           absl::StrCat("--metrics_address: ", exporter.status().message()));
     }
     metrics_ = std::move(*exporter);
+    // A gone container's series leave with it (staleness would keep them 10 minutes).
+    pipeline_->OnCgroupGone([m = metrics_.get()](uint64_t id) { m->ForgetContainer(id); });
     // The bound port: with ":0" the kernel chose it.
     const std::string host =
         options_.metrics_address.substr(0, options_.metrics_address.rfind(':'));

@@ -476,28 +476,34 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
   }
   for (Due& d : due) d.stat = ReadCgroup(*d.cg);
   absl::Time next = now + options_.max_sample_interval;
-  absl::MutexLock lock(&cgroups_mu_);
-  for (Due& d : due) {
-    if (d.stat.ok()) {
-      ApplySample(d.id, *d.cg, *d.stat, now);
-    } else {
-      ++d.cg->open_failures;
-      absl::MutexLock counters_lock(&counters_mu_);
-      ++(absl::IsNotFound(d.stat.status()) ? counters_.cgroups_vanished : counters_.sample_errors);
-    }
-  }
   std::vector<uint64_t> gone;
-  for (auto& [id, cg] : cgroups_) {
-    if (cg.reader == nullptr && cg.open_failures > 3) gone.push_back(id);
-    next = std::min(next, cg.next_sample);
+  {
+    absl::MutexLock lock(&cgroups_mu_);
+    for (Due& d : due) {
+      if (d.stat.ok()) {
+        ApplySample(d.id, *d.cg, *d.stat, now);
+      } else {
+        ++d.cg->open_failures;
+        absl::MutexLock counters_lock(&counters_mu_);
+        ++(absl::IsNotFound(d.stat.status()) ? counters_.cgroups_vanished
+                                             : counters_.sample_errors);
+      }
+    }
+    for (auto& [id, cg] : cgroups_) {
+      if (cg.reader == nullptr && cg.open_failures > 3) gone.push_back(id);
+      next = std::min(next, cg.next_sample);
+    }
+    for (uint64_t id : gone) {
+      if (cgroups_[id].state.at_risk) at_risk_count_.fetch_sub(1);
+      cgroups_.erase(id);
+      resolver_->Forget(id);
+    }
+    absl::MutexLock counters_lock(&counters_mu_);
+    counters_.cgroups_tracked = cgroups_.size();
   }
-  for (uint64_t id : gone) {
-    if (cgroups_[id].state.at_risk) at_risk_count_.fetch_sub(1);
-    cgroups_.erase(id);
-    resolver_->Forget(id);
+  if (on_cgroup_gone_) {
+    for (uint64_t id : gone) on_cgroup_gone_(id);
   }
-  absl::MutexLock counters_lock(&counters_mu_);
-  counters_.cgroups_tracked = cgroups_.size();
   return next;
 }
 

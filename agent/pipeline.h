@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -134,6 +135,12 @@ class Pipeline {
   // ---- sampler thread ----
   // Samples every tracked cgroup whose next sample is due; returns when the next one is due.
   absl::Time SampleDue(absl::Time now);
+  // Called by SampleDue, with no lock held, for each tracked cgroup it found gone (its files
+  // unreadable on 4 samples in a row) and has forgotten: the agent drops the container's metric
+  // series then. Set before the sampler thread starts.
+  void OnCgroupGone(std::function<void(uint64_t cgroup_id)> callback) {
+    on_cgroup_gone_ = std::move(callback);
+  }
 
   // ---- any thread ----
   std::vector<ContainerState> Containers() const;
@@ -194,6 +201,7 @@ class Pipeline {
   const CgroupLayout layout_;
   EventBus* const bus_;
   IdentityResolver* const resolver_;
+  std::function<void(uint64_t)> on_cgroup_gone_;
   const predict::ModelParams* const params_;
   CgroupPathResolver paths_;
 

@@ -235,5 +235,53 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
 }
 
+// The agent's own /metrics (no Prometheus needed): a container's series leave the exposition
+// when its cgroup is removed, not 10 minutes later by staleness.
+TEST(AgentPrometheusE2eTest, SeriesOfARemovedCgroupLeaveTheExposition) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF); CI runs as root";
+  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
+                                    "--attribution=none", "--usage_interval_s=1",
+                                    "--max_sample_interval_ms=500", "--metrics_labels=cgroup"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  auto metrics_port = (*agent)->MetricsPort();
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status() << "\n" << (*agent)->Log();
+
+  auto cg = TestCgroup::Create();
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  const std::string label = absl::StrCat("cgroup=\"", (*cg)->relative_path(), "\"");
+  auto child = (*cg)->Spawn({TestAllocPath(), "--mib=16"});
+  ASSERT_TRUE(child.ok()) << child.status();
+  auto exposed = [&]() -> absl::StatusOr<bool> {
+    auto body = HttpGet(*metrics_port, "/metrics");
+    if (!body.ok()) return body.status();
+    return body->find(label) != std::string::npos;
+  };
+  absl::StatusOr<bool> seen = false;
+  for (absl::Time d = absl::Now() + absl::Seconds(20); absl::Now() < d;) {
+    seen = exposed();
+    if (seen.ok() && *seen) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(seen.ok() && *seen) << "no series for " << label << "\n" << (*agent)->Log();
+
+  ASSERT_TRUE((*cg)->KillAll().ok());
+  child->pid = -1;  // KillAll reaped it
+  const std::string v2_dir = (*cg)->v2_dir();
+  cg->reset();  // removes the cgroup in both hierarchies
+  ASSERT_FALSE(std::filesystem::exists(v2_dir));
+  const absl::Time removed = absl::Now();
+  absl::StatusOr<bool> still = true;
+  while (absl::Now() < removed + absl::Seconds(30)) {
+    still = exposed();
+    if (still.ok() && !*still) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_FALSE(*still) << "series of " << label << " still exposed 30 s after its cgroup left";
+  std::cerr << "series gone " << absl::ToDoubleSeconds(absl::Now() - removed)
+            << " s after the cgroup was removed\n";
+  EXPECT_TRUE((*agent)->Running());
+}
+
 }  // namespace
 }  // namespace tapio::testing
