@@ -24,113 +24,13 @@
 #include "nlohmann/json.hpp"
 #include "tests/agent/agent_process.h"
 #include "tests/metrics/http_get.h"
+#include "tests/metrics/prometheus_server.h"
 #include "tests/support/test_cgroup.h"
 
 namespace tapio::testing {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/tapio-agent-prom-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Prometheus as a child; SIGTERM (then SIGKILL) and reaped on destruction.
-class Prometheus {
- public:
-  Prometheus(const std::string& dir, int port, int agent_port) : port_(port) {
-    {
-      std::ofstream cfg(dir + "/prometheus.yml");
-      cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-          << "scrape_configs:\n  - job_name: tapio\n    static_configs:\n"
-          << "      - targets: ['127.0.0.1:" << agent_port << "']\n";
-    }
-    std::vector<std::string> argv = {
-        "/usr/bin/prometheus", "--config.file=" + dir + "/prometheus.yml",
-        "--storage.tsdb.path=" + dir + "/data",
-        absl::StrCat("--web.listen-address=127.0.0.1:", port), "--log.level=warn"};
-    const std::string log = dir + "/prometheus.log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* out = std::freopen(log.c_str(), "w", stdout);
-      (void)out;
-      dup2(STDOUT_FILENO, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~Prometheus() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  int port() const { return port_; }
-
-  // Instant query; the single sample's value, NotFound when the result is not one sample.
-  absl::StatusOr<double> Single(const std::string& promql) const {
-    auto body = HttpGet(port_, "/api/v1/query?query=" + UrlEncode(promql));
-    if (!body.ok()) return body.status();
-    json j = json::parse(*body, nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded() || j.value("status", "") != "success") {
-      return absl::InvalidArgumentError(absl::StrCat(promql, ": ", *body));
-    }
-    const json& result = j["data"]["result"];
-    if (!result.is_array() || result.size() != 1) {
-      return absl::NotFoundError(absl::StrCat(promql, ": ", j["data"].dump()));
-    }
-    double v = 0;
-    if (!absl::SimpleAtod(result[0]["value"][1].get<std::string>(), &v)) {
-      return absl::InvalidArgumentError(absl::StrCat(promql, ": bad value ", result.dump()));
-    }
-    return v;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_;
-};
-
-std::string ReadLog(const std::string& dir) {
-  std::ifstream in(dir + "/prometheus.log");
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-int FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF); CI runs as root";
@@ -148,11 +48,8 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
   ASSERT_TRUE(exposition.ok()) << exposition.status();
   EXPECT_NE(exposition->find("tapio_agent_events_received_total"), std::string::npos);
 
-  TempDir dir;
-  ASSERT_FALSE(dir.path().empty());
-  const int prom_port = FreeLoopbackPort();
-  ASSERT_GT(prom_port, 0);
-  Prometheus prom(dir.path(), prom_port, *metrics_port);
+  PrometheusServer prom(*metrics_port);
+  ASSERT_TRUE(prom.ok()) << "cannot start " << PrometheusServer::kBinary;
   // Prometheus up and scraping the agent (first sample after about 6 s here).
   absl::StatusOr<double> up = absl::UnknownError("no query");
   for (absl::Time d = absl::Now() + absl::Seconds(30); absl::Now() < d;) {
@@ -160,7 +57,7 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
     if (up.ok() && *up == 1) break;
     absl::SleepFor(absl::Milliseconds(500));
   }
-  ASSERT_TRUE(up.ok() && *up == 1) << up.status() << "\nprometheus log:\n" << ReadLog(dir.path());
+  ASSERT_TRUE(up.ok() && *up == 1) << up.status() << "\nprometheus log:\n" << prom.Log();
 
   TestCgroupOptions o;
   o.limit_bytes = 128 << 20;

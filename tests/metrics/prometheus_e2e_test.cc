@@ -24,12 +24,14 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "tests/metrics/http_get.h"
+#include "tests/metrics/prometheus_server.h"
 
 namespace tapio::metrics {
 namespace {
 
 namespace fs = std::filesystem;
 using tapio::testing::HttpGet;
+using tapio::testing::PrometheusServer;
 using tapio::testing::UrlEncode;
 
 class TempDir {
@@ -48,53 +50,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-// A child process, SIGTERMed (then SIGKILLed) and reaped on destruction.
-class ChildProcess {
- public:
-  explicit ChildProcess(std::vector<std::string> argv, const fs::path& log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      FILE* out = freopen(log.c_str(), "w", stdout);
-      (void)out;
-      dup2(STDOUT_FILENO, STDERR_FILENO);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
-  }
-  ~ChildProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    for (int i = 0; i < 100; ++i) {
-      if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-  bool running() const { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-
- private:
-  pid_t pid_ = -1;
-};
-
-int FreeLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = -1;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::shared_ptr<const WorkloadIdentity> Leaky() {
   auto id = std::make_shared<WorkloadIdentity>();
@@ -146,68 +101,27 @@ std::unique_ptr<MetricsExporter> FedExporter() {
   return std::move(*exporter);
 }
 
-// Runs an instant query; returns the parsed "data" object, or an error naming what went wrong.
-absl::StatusOr<nlohmann::json> Query(int port, const std::string& promql) {
-  auto body = HttpGet(port, "/api/v1/query?query=" + UrlEncode(promql));
-  if (!body.ok()) return body.status();
-  nlohmann::json j = nlohmann::json::parse(*body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return absl::InternalError("query response is not JSON: " + *body);
-  if (j.value("status", "") != "success") {
-    return absl::InvalidArgumentError(absl::StrCat(promql, ": ", j.dump()));
-  }
-  return j["data"];
-}
-
-// Polls until the query returns a vector with one sample, up to `deadline`; returns its value.
-absl::StatusOr<std::string> PollSingleValue(int port, const std::string& promql,
-                                            absl::Time deadline) {
-  absl::Status last = absl::DeadlineExceededError("no attempt");
-  while (absl::Now() < deadline) {
-    auto data = Query(port, promql);
-    if (data.ok() && (*data)["result"].is_array() && (*data)["result"].size() == 1) {
-      return (*data)["result"][0]["value"][1].get<std::string>();
-    }
-    last =
-        data.ok() ? absl::NotFoundError(absl::StrCat(promql, ": ", data->dump())) : data.status();
-    absl::SleepFor(absl::Milliseconds(500));
-  }
-  return absl::DeadlineExceededError(absl::StrCat("after deadline: ", last.ToString()));
-}
-
 TEST(PrometheusE2eTest, RealPrometheusScrapesOomKillsAndPredictedTimeToOom) {
   ASSERT_EQ(access("/usr/bin/prometheus", X_OK), 0)
       << "install Debian's prometheus (scripts/install-deps.sh test)";
   auto exporter = FedExporter();
   ASSERT_NE(exporter, nullptr);
-  TempDir dir;
-  ASSERT_FALSE(dir.path().empty());
-  const int prom_port = FreeLoopbackPort();
-  ASSERT_GT(prom_port, 0);
-  {
-    std::ofstream cfg(dir.path() / "prometheus.yml");
-    cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        << "scrape_configs:\n  - job_name: tapio\n    static_configs:\n"
-        << "      - targets: ['127.0.0.1:" << exporter->port() << "']\n";
-  }
-  ChildProcess prometheus(
-      {"/usr/bin/prometheus", "--config.file=" + (dir.path() / "prometheus.yml").string(),
-       "--storage.tsdb.path=" + (dir.path() / "data").string(),
-       absl::StrCat("--web.listen-address=127.0.0.1:", prom_port), "--log.level=warn"},
-      dir.path() / "prometheus.log");
+  PrometheusServer prometheus(exporter->port());
+  ASSERT_TRUE(prometheus.ok()) << "cannot start " << PrometheusServer::kBinary;
   // Prometheus answers its first sample after about 6 s here; allow 30 s.
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  auto kills = PollSingleValue(prom_port,
-                               "tapio_container_oom_kills_total{namespace=\"e2e\",pod=\"leaky\","
-                               "container=\"leaker\",job=\"tapio\"}",
-                               deadline);
+  auto kills = prometheus.PollSingleValue(
+      "tapio_container_oom_kills_total{namespace=\"e2e\",pod=\"leaky\",container=\"leaker\","
+      "job=\"tapio\"}",
+      deadline);
   ASSERT_TRUE(kills.ok()) << kills.status() << "\nprometheus running: " << prometheus.running();
   EXPECT_EQ(*kills, "2");
   auto predicted =
-      PollSingleValue(prom_port, "tapio_container_oom_predicted_seconds{pod=\"leaky\"}", deadline);
+      prometheus.PollSingleValue("tapio_container_oom_predicted_seconds{pod=\"leaky\"}", deadline);
   ASSERT_TRUE(predicted.ok()) << predicted.status();
   EXPECT_EQ(*predicted, "42");
-  auto limit = PollSingleValue(prom_port, "tapio_container_spec_memory_limit_bytes{pod=\"leaky\"}",
-                               deadline);
+  auto limit = prometheus.PollSingleValue("tapio_container_spec_memory_limit_bytes{pod=\"leaky\"}",
+                                          deadline);
   ASSERT_TRUE(limit.ok()) << limit.status();
   EXPECT_EQ(*limit, "67108864");
 
@@ -224,7 +138,7 @@ TEST(PrometheusE2eTest, RealPrometheusScrapesOomKillsAndPredictedTimeToOom) {
       expr = absl::StrReplaceAll(
           expr,
           {{"$namespace", ".*"}, {"$pod", ".*"}, {"$__rate_interval", "1m"}, {"$__range", "1h"}});
-      auto result = Query(prom_port, expr);
+      auto result = prometheus.Query(expr);
       EXPECT_TRUE(result.ok()) << panel["title"] << ": " << result.status();
       if (result.ok() && expr.find("tapio_container_oom_predicted_seconds") != std::string::npos) {
         saw_oom_panel = true;
