@@ -72,22 +72,31 @@ struct {
   __type(value, struct rss_state);
 } tapio_rss_last SEC(".maps");
 
-/* Per-CPU cache of the last "is this cgroup tracked?" decision, so that the per-fault path of
- * untracked processes (nearly all of them) costs no helper call and no hash lookup: only loads.
- * Invalidated by a different cgroup id or a bump of `tracked_gen`. Races: a program preempted
- * while refreshing the cache on the same CPU can leave a decision made under the previous
- * generation, only if the tracked set changed at that instant; the next miss corrects it. */
-struct tracked_cache {
+/* Per-CPU cache of the last faulting task: its tracked decision and its process's last reported
+ * RSS, so that a fault of the same task on the same CPU costs no helper call and no hash or
+ * task-storage lookup, only loads. Valid while the task has not migrated (se.nr_migrations), not
+ * changed cgroups (its css_set) and the tracked set has not changed (tracked_gen); anything else
+ * takes the slow path, which reloads from tapio_tracked and the task storage (the authoritative
+ * copy, written on every report). Threads of one process on two CPUs each compare against their
+ * CPU's copy, so one of them may report early once after the other reported: an extra record
+ * with correct absolute values, never a missed one. Races: a program preempted while refreshing
+ * the cache on the same CPU can leave a decision made under the previous generation, only if the
+ * tracked set changed at that instant; the next miss corrects it. */
+struct fault_cache {
+  __u64 task;          /* the task_struct, as an integer */
+  __u64 nr_migrations; /* its se.nr_migrations when cached */
+  __u64 css_set;       /* its cgroups pointer when cached */
   __u64 cgroup_id;
   __u32 gen;
   __u32 tracked;
+  __u64 pages[4]; /* its process's last reported RSS */
 };
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
   __uint(max_entries, 1);
   __type(key, __u32);
-  __type(value, struct tracked_cache);
-} tapio_tracked_cache SEC(".maps");
+  __type(value, struct fault_cache);
+} tapio_fault_cache SEC(".maps");
 
 /* Bumped by user space after every change of tapio_tracked (.bss, mmapped by the skeleton). */
 volatile __u32 tracked_gen = 0;
@@ -249,37 +258,57 @@ SEC("tp_btf/rss_stat")
 int BPF_PROG(tapio_rss_stat, struct mm_struct* mm, int member) {
   struct task_struct* cur = bpf_get_current_task_btf();
   if (cur->mm != mm) return 0; /* remote updates (e.g. the OOM reaper): not this process's fault */
-  __u64 cgid = task_cgroup_id_direct(cur);
-  if (!rss_track_all) {
-    __u32 zero = 0;
-    struct tracked_cache* tc = bpf_map_lookup_elem(&tapio_tracked_cache, &zero);
-    if (!tc) return 0;
-    __u32 gen = tracked_gen;
-    if (tc->cgroup_id != cgid || tc->gen != gen) {
-      __u32 tracked = bpf_map_lookup_elem(&tapio_tracked, &cgid) != 0;
-      tc->tracked = tracked;
-      tc->gen = gen;
-      tc->cgroup_id = cgid;
-      if (!tracked) return 0;
-    } else if (!tc->tracked) {
+  __u32 zero = 0;
+  struct fault_cache* fc = bpf_map_lookup_elem(&tapio_fault_cache, &zero);
+  if (!fc) return 0;
+  const __u32 gen = tracked_gen;
+  const __u64 migrations = cur->se.nr_migrations;
+  const __u64 css_set = (__u64)cur->cgroups;
+  if (fc->task != (__u64)cur || fc->nr_migrations != migrations || fc->css_set != css_set ||
+      fc->gen != gen) {
+    /* Slow path: another task, or this one moved. */
+    __u64 cgid = task_cgroup_id_direct(cur);
+    __u32 tracked = rss_track_all || bpf_map_lookup_elem(&tapio_tracked, &cgid) != 0;
+    fc->task = (__u64)cur;
+    fc->nr_migrations = migrations;
+    fc->css_set = css_set;
+    fc->cgroup_id = cgid;
+    fc->gen = gen;
+    fc->tracked = tracked;
+    if (!tracked) return 0;
+    struct rss_state* st =
+        bpf_task_storage_get(&tapio_rss_last, cur->group_leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!st) {
+      fc->task = 0; /* retry the storage next time */
       return 0;
     }
+    fc->pages[0] = st->pages[0];
+    fc->pages[1] = st->pages[1];
+    fc->pages[2] = st->pages[2];
+    fc->pages[3] = st->pages[3];
+  } else if (!fc->tracked) {
+    return 0;
   }
-  struct rss_state* st =
-      bpf_task_storage_get(&tapio_rss_last, cur->group_leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-  if (!st) return 0;
   __u64 c[4];
   read_rss_direct(mm, c);
   __u64 now = c[0] + c[1] + c[3];
-  __u64 then = st->pages[0] + st->pages[1] + st->pages[3];
+  __u64 then = fc->pages[0] + fc->pages[1] + fc->pages[3];
   __u64 diff = now > then ? now - then : then - now;
   if (diff < rss_threshold_pages) return 0;
-  st->pages[0] = c[0];
-  st->pages[1] = c[1];
-  st->pages[2] = c[2];
-  st->pages[3] = c[3];
+  fc->pages[0] = c[0];
+  fc->pages[1] = c[1];
+  fc->pages[2] = c[2];
+  fc->pages[3] = c[3];
+  struct rss_state* st =
+      bpf_task_storage_get(&tapio_rss_last, cur->group_leader, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (st) {
+    st->pages[0] = c[0];
+    st->pages[1] = c[1];
+    st->pages[2] = c[2];
+    st->pages[3] = c[3];
+  }
   struct tapio_rss_record rec = {};
-  fill_rss_record(&rec, TAPIO_REC_RSS_CHANGE, cur, mm, cgid, c);
+  fill_rss_record(&rec, TAPIO_REC_RSS_CHANGE, cur, mm, fc->cgroup_id, c);
   emit(ctx, &rec, sizeof(rec));
   return 0;
 }

@@ -503,6 +503,9 @@ absl::Status MemoryTracker::SetRssTracked(uint64_t cgroup_id, bool tracked) {
   } else if (bpf_map_delete_elem(fd, &cgroup_id) != 0 && errno != ENOENT) {
     return ErrnoStatus(errno, absl::StrCat("untrack cgroup ", cgroup_id));
   }
+  // Invalidates the hook's per-CPU caches of tracked decisions (tapio_fault_cache), so a
+  // process that keeps faulting sees the change at its next fault.
+  __atomic_fetch_add(&skel_->bss->tracked_gen, 1, __ATOMIC_SEQ_CST);
   return absl::OkStatus();
 }
 

@@ -271,6 +271,42 @@ TEST_F(MemoryTrackerTest, RssStatHookDetachesAndReattachesAtRunTime) {
   EXPECT_EQ(count_for(untracked->pid), 0);
 }
 
+// The per-CPU fault cache: a process that keeps faulting is followed across a change of the
+// tracked set (its cached decision is dropped at once), and one report per threshold step still
+// holds while it runs (no storm of duplicates).
+TEST_F(MemoryTrackerTest, RssStatHookFollowsARunningProcessAcrossTrackingChanges) {
+  TrackerOptions o;
+  o.rss_stat_hook = true;
+  o.rss_threshold_pages = 256;  // 1 MiB
+  auto t = MustCreate(o);
+  ASSERT_NE(t, nullptr);
+  auto cg = MustCgroup(256 << 20);
+  ASSERT_NE(cg, nullptr);
+  ASSERT_TRUE(t->SetRssTracked(cg->cgroup2_id(), true).ok());
+  // 1 MiB steps, 20 per second, up to 120 MiB: about 6 s of faults.
+  absl::StatusOr<ChildProcess> child =
+      cg->Spawn({TestAllocPath(), "--mib=120", "--step-mib=1", "--rate=20"});
+  ASSERT_TRUE(child.ok());
+  auto count_for = [&](absl::Duration d) {
+    int n = 0;
+    PollUntil(*t, d, [&](const RecordView& v) {
+      if (v.type() == TAPIO_REC_RSS_CHANGE && v.header().pid == static_cast<uint32_t>(child->pid)) {
+        ++n;
+      }
+      return false;
+    });
+    return n;
+  };
+  const int tracked_1s = count_for(absl::Seconds(1));
+  EXPECT_GE(tracked_1s, 10) << "20 MiB/s past a 1 MiB threshold";
+  EXPECT_LE(tracked_1s, 30) << "more than one report per step";
+  ASSERT_TRUE(t->SetRssTracked(cg->cgroup2_id(), false).ok());
+  count_for(absl::Milliseconds(100));  // what was in flight
+  EXPECT_EQ(count_for(absl::Seconds(1)), 0) << "still reported after untracking";
+  ASSERT_TRUE(t->SetRssTracked(cg->cgroup2_id(), true).ok());
+  EXPECT_GE(count_for(absl::Seconds(1)), 10) << "not followed again after re-tracking";
+}
+
 TEST_F(MemoryTrackerTest, OomKillReportedExactlyOnceWithVictimIdentityTwentyTimes) {
   auto t = MustCreate({});
   ASSERT_NE(t, nullptr);
