@@ -306,7 +306,13 @@ Prediction OomPredictor::Update(const MemorySample& s) {
                            y - min_mib_ >= p.early_rise_fraction * limit);
   if (!gated && slow_ready && slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
     const bool pressured = pressure >= 1;
-    if (slow_slope > 0 &&
+    // Early (young history, early-rise rule): growth that has stopped, the recent (fast) slope
+    // at the top of its interval a small fraction of the long one, does not warn.
+    const bool stopped = history_s_ < p.slow_min_history_s && fast_ok &&
+                         p.slow_recent_slope_fraction > 0 &&
+                         fast_slope + p.fast_z * std::sqrt(fast_var) * p.fast_error_inflation <
+                             p.slow_recent_slope_fraction * slow_slope;
+    if (!stopped && slow_slope > 0 &&
         slow_slope * slow_slope > (pressured ? pressure_slow_z2_ : slow_z2_) * slow_var) {
       const double headroom = std::max(0.0, limit - slow_level);
       if (headroom <= p.slow_horizon_s * slow_slope) {
