@@ -28,43 +28,21 @@ EventPtr LostNotice(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
 }  // namespace
 
 StreamQueue::StreamQueue(std::shared_ptr<const EventFilter> filter, size_t capacity)
-    : filter_(std::move(filter)), capacity_(std::max<size_t>(capacity, 1)) {}
+    : filter_(std::move(filter)), queue_(capacity) {}
 
 bool StreamQueue::Accepts(const Event& event) const { return !filter_ || filter_->Matches(event); }
 
 bool StreamQueue::Offer(const EventPtr& event, const grpc::Slice& wire) {
   absl::MutexLock lock(&mu_);
   if (closed_ || event->seq <= skip_through_seq_) return false;
-  if (queue_.size() >= capacity_) {
-    AddLossLocked(1, event->seq, event->seq);
-  } else {
-    queue_.push_back(StreamItem{event, wire});
-  }
+  queue_.Push(StreamItem{event, wire}, event->seq);
   return std::exchange(wake_armed_, false);
-}
-
-void StreamQueue::AddLossLocked(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
-  dropped_total_ += count;
-  if (!queue_.empty() && queue_.back().event == nullptr) {
-    StreamItem& marker = queue_.back();
-    marker.lost_count += count;
-    if (first_seq != 0 && (marker.lost_first_seq == 0 || first_seq < marker.lost_first_seq)) {
-      marker.lost_first_seq = first_seq;
-    }
-    marker.lost_last_seq = std::max(marker.lost_last_seq, last_seq);
-    return;
-  }
-  StreamItem marker;
-  marker.lost_count = count;
-  marker.lost_first_seq = first_seq;
-  marker.lost_last_seq = last_seq;
-  queue_.push_back(std::move(marker));
 }
 
 bool StreamQueue::Lost(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
   absl::MutexLock lock(&mu_);
   if (closed_ || count == 0) return false;
-  AddLossLocked(count, first_seq, last_seq);
+  queue_.AddLoss(count, first_seq, last_seq);
   return std::exchange(wake_armed_, false);
 }
 
@@ -87,18 +65,21 @@ void StreamQueue::PushFront(std::vector<EventPtr> replay) {
   std::vector<StreamItem> items;
   items.reserve(replay.size());
   for (EventPtr& e : replay) items.push_back(StreamItem{std::move(e), grpc::Slice()});
-  queue_.insert(queue_.begin(), std::make_move_iterator(items.begin()),
-                std::make_move_iterator(items.end()));
+  queue_.PushFront(std::move(items));
 }
 
 bool StreamQueue::PopLocked(StreamItem* item) {
-  if (queue_.empty()) return false;
-  *item = std::move(queue_.front());
-  queue_.pop_front();
-  if (item->event == nullptr) {
-    item->event = LostNotice(item->lost_count, item->lost_first_seq, item->lost_last_seq);
+  QueueLoss loss;
+  switch (queue_.Pop(item, &loss)) {
+    case LossyQueue<StreamItem>::Popped::kNothing:
+      return false;
+    case LossyQueue<StreamItem>::Popped::kLoss:
+      *item = StreamItem{LostNotice(loss.count, loss.first_seq, loss.last_seq), grpc::Slice()};
+      return true;
+    case LossyQueue<StreamItem>::Popped::kItem:
+      return true;
   }
-  return true;
+  return false;
 }
 
 EventPtr StreamQueue::Next(absl::Duration timeout) {
@@ -142,7 +123,7 @@ bool StreamQueue::closed() const {
 
 uint64_t StreamQueue::dropped_total() const {
   absl::MutexLock lock(&mu_);
-  return dropped_total_;
+  return queue_.dropped_total();
 }
 
 EventFanout::EventFanout(EventBus* bus, size_t feed_capacity, WireEncoder encoder)

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "agent/api/filter.h"
 #include "agent/core/event_bus.h"
+#include "agent/core/lossy_queue.h"
 #include "grpcpp/support/slice.h"
 
 namespace tapio::api {
@@ -49,11 +50,6 @@ namespace tapio::api {
 struct StreamItem {
   EventPtr event;
   grpc::Slice wire;
-  // Inside the queue only: a loss marker (event == nullptr) holding the events dropped at this
-  // point of the stream, which Pop turns into an EventsLost notice.
-  uint64_t lost_count = 0;
-  uint64_t lost_first_seq = 0;
-  uint64_t lost_last_seq = 0;
 };
 
 class StreamQueue {
@@ -87,21 +83,15 @@ class StreamQueue {
   void Wake();
   // Replay side (the attaching thread, before live events are read).
   void PushFront(std::vector<EventPtr> replay);
-  // Pops the next item (a loss marker as its EventsLost notice); false when none.
+  // Pops the next item (a loss as its EventsLost notice); false when none.
   bool PopLocked(StreamItem* item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records lost events at the tail: extends the tail's loss marker, or appends one (markers
-  // may take the queue one past its capacity, so a loss is told exactly where it happened).
-  void AddLossLocked(uint64_t count, uint64_t first_seq, uint64_t last_seq)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<const EventFilter> filter_;
-  const size_t capacity_;
   mutable absl::Mutex mu_;
-  std::deque<StreamItem> queue_ ABSL_GUARDED_BY(mu_);
+  LossyQueue<StreamItem> queue_ ABSL_GUARDED_BY(mu_);
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_armed_ ABSL_GUARDED_BY(mu_) = false;
   std::function<void()> wake_ ABSL_GUARDED_BY(mu_);
-  uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t skip_through_seq_ ABSL_GUARDED_BY(mu_) = 0;  // resume_after: already delivered
 };
 

@@ -26,39 +26,30 @@ const std::shared_ptr<const WorkloadIdentity>& AgentIdentity() {
 }  // namespace
 
 EventBus::Subscription::Subscription(Filter filter, size_t capacity)
-    : filter_(std::move(filter)), capacity_(std::max<size_t>(capacity, 1)) {}
+    : filter_(std::move(filter)), queue_(capacity) {}
 
 void EventBus::Subscription::Offer(const EventPtr& event) {
   if (filter_ && !filter_(*event)) return;
   absl::MutexLock lock(&mu_);
   if (closed_) return;
-  if (queue_.size() >= capacity_) {
-    if (pending_lost_ == 0) lost_first_seq_ = event->seq;
-    lost_last_seq_ = event->seq;
-    ++pending_lost_;
-    ++dropped_total_;
-    return;
-  }
-  queue_.push_back(event);
+  queue_.Push(event, event->seq);
 }
 
 EventPtr EventBus::Subscription::Next(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return closed_ || !queue_.empty() || pending_lost_ > 0;
-  };
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return closed_ || !queue_.empty(); };
   mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
-  // Report a gap before the event that follows it: the queued events all precede the gap only
-  // if the queue was full when the drops began, so drain the queue up to the gap first.
-  if (pending_lost_ > 0 && (queue_.empty() || queue_.front()->seq > lost_first_seq_)) {
-    EventPtr notice = MakeLostNotice(AgentIdentity(), "subscriber_queue", pending_lost_,
-                                     lost_first_seq_, lost_last_seq_);
-    pending_lost_ = 0;
-    return notice;
+  EventPtr event;
+  QueueLoss loss;
+  switch (queue_.Pop(&event, &loss)) {
+    case LossyQueue<EventPtr>::Popped::kNothing:
+      return nullptr;
+    case LossyQueue<EventPtr>::Popped::kLoss:
+      return MakeLostNotice(AgentIdentity(), "subscriber_queue", loss.count, loss.first_seq,
+                            loss.last_seq);
+    case LossyQueue<EventPtr>::Popped::kItem:
+      break;
   }
-  if (queue_.empty()) return nullptr;
-  EventPtr event = std::move(queue_.front());
-  queue_.pop_front();
   ++delivered_total_;
   return event;
 }
@@ -75,7 +66,7 @@ bool EventBus::Subscription::closed() const {
 
 uint64_t EventBus::Subscription::dropped_total() const {
   absl::MutexLock lock(&mu_);
-  return dropped_total_;
+  return queue_.dropped_total();
 }
 
 uint64_t EventBus::Subscription::delivered_total() const {
@@ -107,8 +98,8 @@ std::shared_ptr<EventBus::Subscription> EventBus::Subscribe(Filter filter, size_
     const uint64_t oldest = replay_.empty() ? next_seq_ : replay_.front()->seq;
     if (want_from < oldest) {
       absl::MutexLock sub_lock(&sub->mu_);
-      sub->queue_.push_back(
-          MakeLostNotice(AgentIdentity(), "replay", oldest - want_from, want_from, oldest - 1));
+      sub->queue_.PushFront(
+          {MakeLostNotice(AgentIdentity(), "replay", oldest - want_from, want_from, oldest - 1)});
     }
     for (const auto& event : replay_) {
       if (event->seq >= want_from) sub->Offer(event);

@@ -3,9 +3,9 @@
 //
 // Contracts:
 //  - Publish never blocks on a subscriber: each subscription has a bounded queue; when it is full
-//    the event is dropped for that subscriber only and counted. The subscriber's next Next() then
-//    returns an in-band EventsLost event (seq 0, source "subscriber_queue") with the count and the
-//    sequence gap, before the events that follow.
+//    the event is dropped for that subscriber only and counted. The subscriber gets an in-band
+//    EventsLost event (seq 0, source "subscriber_queue") with the count and the sequence range
+//    exactly where the events were dropped (LossyQueue), before the events that follow.
 //  - Resume: Subscribe(resume_after = N) first replays retained events with seq > N that pass the
 //    filter; if events after N have already left the ring, an EventsLost (source "replay") says so.
 //  - Thread-safety: every method may be called from any thread. Publish is called by the pipeline
@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/core/event.h"
+#include "agent/core/lossy_queue.h"
 
 namespace tapio {
 
@@ -51,14 +52,9 @@ class EventBus {
     void Offer(const EventPtr& event);
 
     const Filter filter_;
-    const size_t capacity_;
     mutable absl::Mutex mu_;
-    std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
+    LossyQueue<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
     bool closed_ ABSL_GUARDED_BY(mu_) = false;
-    uint64_t pending_lost_ ABSL_GUARDED_BY(mu_) = 0;  // drops not yet reported in-band
-    uint64_t lost_first_seq_ ABSL_GUARDED_BY(mu_) = 0;
-    uint64_t lost_last_seq_ ABSL_GUARDED_BY(mu_) = 0;
-    uint64_t dropped_total_ ABSL_GUARDED_BY(mu_) = 0;
     uint64_t delivered_total_ ABSL_GUARDED_BY(mu_) = 0;
   };
 

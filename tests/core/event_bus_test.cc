@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace tapio {
 namespace {
 
@@ -51,6 +54,27 @@ TEST(EventBusTest, SlowSubscriberLosesEventsAndIsToldInBand) {
   bus.Publish(Usage(99));
   EXPECT_EQ(slow->Next(absl::ZeroDuration())->seq, 11u);
   EXPECT_EQ(bus.subscriber_drops_total(), 8u);
+}
+
+TEST(EventBusTest, LossNoticeNeverPrecedesEventsQueuedBeforeTheLoss) {
+  EventBus bus(64);
+  auto sub = bus.Subscribe(nullptr, 2);
+  bus.Publish(Usage(1));  // seq 1
+  bus.Publish(Usage(2));  // seq 2
+  bus.Publish(Usage(3));  // seq 3: dropped
+  EXPECT_EQ(sub->Next(absl::ZeroDuration())->seq, 1u);
+  bus.Publish(Usage(4));  // seq 4: queued after the loss
+  bus.Publish(Usage(5));  // seq 5: dropped
+  std::vector<std::string> got;
+  while (EventPtr e = sub->Next(absl::ZeroDuration())) {
+    if (e->kind() == EventKind::kEventsLost) {
+      const auto& l = std::get<EventsLost>(e->payload);
+      got.push_back("lost " + std::to_string(l.first_seq) + "-" + std::to_string(l.last_seq));
+    } else {
+      got.push_back(std::to_string(e->seq));
+    }
+  }
+  EXPECT_EQ(got, (std::vector<std::string>{"2", "lost 3-3", "4", "lost 5-5"}));
 }
 
 TEST(EventBusTest, ResumeReplaysRetainedEventsAndReportsTheGap) {
