@@ -16,4 +16,9 @@ for b in "${benches[@]}"; do
   echo "== $name"
   "$b" --benchmark_min_time=1 | tee "$out/$name.txt"
 done
+# Kernel -> subscriber latency through a real agent (root: it loads the BPF programs).
+if [[ $(id -u) -eq 0 && -x $build/bench/api/api_e2e_latency && -x $build/agent/tapio-agent ]]; then
+  echo "== api_e2e_latency"
+  bench/api/e2e_latency.sh "$build" 1000000 | tee "$out/api_e2e_latency.txt"
+fi
 echo "bench: results in $out/"
