@@ -22,6 +22,7 @@ absl::StatusOr<std::unique_ptr<HealthServer>> HealthServer::Create(const std::st
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<HealthServer> hs(new HealthServer());
   grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port is an error
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &hs->port_);
   hs->server_ = builder.BuildAndStart();
   if (hs->server_ == nullptr || hs->port_ == 0) {

@@ -598,6 +598,9 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second agent on the same TCP port would silently take
+  // half of the connections. A taken port is an error instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int selected_port = 0;
   builder.AddListeningPort(listen_address, credentials, is_unix ? nullptr : &selected_port);
   builder.RegisterService(server->service_.get());
@@ -627,7 +630,17 @@ ApiServer::~ApiServer() { Shutdown(); }
 
 void ApiServer::Shutdown() {
   if (shut_down_.exchange(true)) return;
+  // A queue no call was ever requested on (Create failed before the stream thread started).
+  auto drain_unused_queue = [this] {
+    if (!cq_ || stream_thread_.joinable()) return;
+    cq_->Shutdown();
+    void* tag = nullptr;
+    bool ok = false;
+    while (cq_->Next(&tag, &ok)) {
+    }
+  };
   if (!server_) {
+    drain_unused_queue();
     if (fanout_) fanout_->Stop();
     return;
   }
@@ -641,6 +654,8 @@ void ApiServer::Shutdown() {
     service_->AwaitCallsGone(absl::Seconds(5));
     cq_->Shutdown();
     stream_thread_.join();
+  } else {
+    drain_unused_queue();
   }
   fanout_->Stop();
   if (!unix_socket_path_.empty()) unlink(unix_socket_path_.c_str());

@@ -607,6 +607,21 @@ TEST_F(ApiServerTest, InsecureTcpOnlyWhenAskedFor) {
   EXPECT_TRUE(stub->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info).ok());
 }
 
+TEST_F(ApiServerTest, TcpPortInUseIsUnavailableAndLeavesNothingBehind) {
+  options_.grpc_address = "127.0.0.1:0";
+  options_.insecure_tcp = true;
+  StartServer();
+  ApiServerOptions second = options_;
+  second.grpc_address = server_->address();  // taken by the first server
+  for (int i = 0; i < 3; ++i) {              // and again: a failed Create frees what it built
+    auto other = ApiServer::Create(second, &bus_, &state_);
+    ASSERT_FALSE(other.ok());
+    EXPECT_EQ(other.status().code(), absl::StatusCode::kUnavailable) << other.status();
+    EXPECT_THAT(std::string(other.status().message()), ::testing::HasSubstr("grpc_address"));
+  }
+  EXPECT_EQ(bus_.subscriber_count(), 1u) << "only the running server's feed";
+}
+
 // --- tapioctl as a subprocess ---
 
 TEST_F(ApiServerTest, TapioctlWatchPrintsFilteredEventsAsJsonLines) {
