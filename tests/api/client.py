@@ -8,7 +8,9 @@ Commands (one JSON object per output line, proto field names):
   subscribe  --address A [--namespace N ...] [--pod GLOB ...] [--container C ...]
              [--selector SEL] [--type oom_kill ...] [--exclude-namespace N ...]
              [--min-severity warning] [--resume-after SEQ] [--count N] [--timeout S]
-             prints each Event; exits 0 after --count events, or at --timeout if --count is 0;
+             [--batches]
+             prints each Event (with --batches, read through SubscribeBatches and printed one
+             per line, the same way); exits 0 after --count events, or at --timeout if --count is 0;
              exits 3 if --timeout passes before --count events arrived; 1 on a gRPC error
              (code and message on stderr).
   info       prints AgentInfo.
@@ -91,10 +93,23 @@ def subscribe(args, channel, event_pb2, service_pb2):
         req.min_severity = SEVERITIES.index(args.min_severity) + 1
     if args.resume_after is not None:
         req.resume_after = args.resume_after
-    call = channel.unary_stream("/%s/Subscribe" % SERVICE,
-                                request_serializer=service_pb2.SubscribeRequest.SerializeToString,
-                                response_deserializer=event_pb2.Event.FromString)
+    if args.batches:
+        call = channel.unary_stream("/%s/SubscribeBatches" % SERVICE,
+                                    request_serializer=service_pb2.SubscribeRequest.SerializeToString,
+                                    response_deserializer=service_pb2.EventBatch.FromString)
+    else:
+        call = channel.unary_stream("/%s/Subscribe" % SERVICE,
+                                    request_serializer=service_pb2.SubscribeRequest.SerializeToString,
+                                    response_deserializer=event_pb2.Event.FromString)
     stream = call(req)
+
+    def events():
+        for message in stream:
+            if args.batches:
+                for event in message.events:
+                    yield event
+            else:
+                yield message
     timed_out = threading.Event()
     timer = None
     if args.timeout > 0:
@@ -106,7 +121,7 @@ def subscribe(args, channel, event_pb2, service_pb2):
         timer.start()
     received = 0
     try:
-        for event in stream:
+        for event in events():
             emit(event)
             received += 1
             if args.count and received >= args.count:
@@ -230,6 +245,8 @@ def main():
     parser.add_argument("--min-severity", choices=SEVERITIES)
     parser.add_argument("--resume-after", type=int)
     parser.add_argument("--count", type=int, default=0)
+    parser.add_argument("--batches", action="store_true",
+                        help="read through SubscribeBatches (EventBatch messages)")
     parser.add_argument("--timeout", type=float, default=0, help="seconds (0: none)")
     parser.add_argument("--service", default="", help="health: service name ('' = server)")
     args = parser.parse_args()

@@ -741,6 +741,36 @@ TEST_F(ApiServerTest, PythonClientSubscribesWithTheProtoFiles) {
   EXPECT_TRUE(WaitSubscribers(0));
 }
 
+// The batch stream is built by the server from serialized events (EventBatch field 1, by hand):
+// a protobuf implementation not our own (Python's) must read it as the .proto says.
+TEST_F(ApiServerTest, PythonClientReadsSubscribeBatchesWithTheProtoFiles) {
+  StartServer();
+  Subprocess py({"/usr/bin/python3", kClientPy, "subscribe", "--batches", "--address",
+                 server_->address(), "--namespace", "prod", "--count", "300", "--timeout", "30"},
+                dir_.path(), "py");
+  ASSERT_TRUE(WaitSubscribers(1)) << py.err();
+  // Published in one go, so that batches carry many events; every third is filtered out.
+  for (int i = 1; i <= 450; ++i) {
+    bus_.Publish(i % 3 == 0 ? OomKillEvent(Pod("dev", "x", "c"), i)
+                            : OomKillEvent(Pod("prod", "web-1", "app", {{"app", "web"}}), i));
+  }
+  ASSERT_EQ(py.Wait(absl::Seconds(30)), 0) << py.err();
+  const auto lines = Lines(py.out());
+  ASSERT_EQ(lines.size(), 300u) << py.err();
+  uint64_t want_pid = 1;
+  for (const std::string& line : lines) {
+    auto e = nlohmann::json::parse(line);
+    if (want_pid % 3 == 0) ++want_pid;
+    EXPECT_EQ(e["oom_kill"]["victim_pid"], want_pid);
+    EXPECT_EQ(e["seq"], std::to_string(want_pid));
+    EXPECT_EQ(e["node"], "node-a");
+    EXPECT_EQ(e["identity"]["labels"]["app"], "web");
+    ++want_pid;
+  }
+  EXPECT_GT(server_->stats().events_sent_total, 0u);
+  EXPECT_TRUE(WaitSubscribers(0));
+}
+
 TEST_F(ApiServerTest, PythonClientTimesOutWithExitCode3) {
   StartServer();
   Subprocess py({"/usr/bin/python3", kClientPy, "subscribe", "--address", server_->address(),
