@@ -15,16 +15,6 @@ constexpr absl::Duration kDispatchPause = absl::Microseconds(200);
 // Events offered between two rounds of waking the streams that were waiting.
 constexpr int kWakeBatch = 256;
 
-EventPtr LostNotice(uint64_t count, uint64_t first_seq, uint64_t last_seq) {
-  auto notice = std::make_shared<Event>();
-  notice->seq = 0;
-  notice->time_unix_ns = absl::ToUnixNanos(absl::Now());
-  notice->severity = Severity::kWarning;
-  notice->identity = std::make_shared<WorkloadIdentity>();
-  notice->payload = EventsLost{"subscriber_queue", count, first_seq, last_seq};
-  return notice;
-}
-
 }  // namespace
 
 StreamQueue::StreamQueue(std::shared_ptr<const EventFilter> filter, size_t capacity)
@@ -74,7 +64,9 @@ bool StreamQueue::PopLocked(StreamItem* item) {
     case LossyQueue<StreamItem>::Popped::kNothing:
       return false;
     case LossyQueue<StreamItem>::Popped::kLoss:
-      *item = StreamItem{LostNotice(loss.count, loss.first_seq, loss.last_seq), grpc::Slice()};
+      *item =
+          StreamItem{MakeLostNotice("subscriber_queue", loss.count, loss.first_seq, loss.last_seq),
+                     grpc::Slice()};
       return true;
     case LossyQueue<StreamItem>::Popped::kItem:
       return true;
@@ -149,6 +141,28 @@ void EventFanout::Stop() {
   for (const auto& stream : streams) stream->Close();  // wakes consumers: outside our lock
 }
 
+void EventFanout::DispatchLocked(const EventPtr& event,
+                                 std::vector<std::shared_ptr<StreamQueue>>* to_wake) {
+  if (event->seq == 0 && event->kind() == EventKind::kEventsLost) {
+    // The feed itself overflowed: those events are lost for every stream.
+    const auto& lost = std::get<EventsLost>(event->payload);
+    for (const auto& stream : streams_) {
+      if (stream->Lost(lost.count, lost.first_seq, lost.last_seq)) to_wake->push_back(stream);
+    }
+    last_dispatched_seq_ = std::max(last_dispatched_seq_, lost.last_seq);
+    return;
+  }
+  grpc::Slice wire;  // serialized at most once, for the first stream that takes the event
+  bool encoded = false;
+  for (const auto& stream : streams_) {
+    if (!stream->Accepts(*event)) continue;
+    if (!encoded && encoder_) wire = encoder_(*event);
+    encoded = true;
+    if (stream->Offer(event, wire)) to_wake->push_back(stream);
+  }
+  last_dispatched_seq_ = event->seq;
+}
+
 void EventFanout::Dispatch() {
   bool busy = false;
   std::vector<std::shared_ptr<StreamQueue>> to_wake;
@@ -161,26 +175,7 @@ void EventFanout::Dispatch() {
       {
         absl::MutexLock lock(&mu_);
         for (int n = 0; event && n < kWakeBatch; ++n) {
-          if (event->seq == 0 && event->kind() == EventKind::kEventsLost) {
-            // The feed itself overflowed: those events are lost for every stream.
-            const auto& lost = std::get<EventsLost>(event->payload);
-            for (const auto& stream : streams_) {
-              if (stream->Lost(lost.count, lost.first_seq, lost.last_seq)) {
-                to_wake.push_back(stream);
-              }
-            }
-            last_dispatched_seq_ = std::max(last_dispatched_seq_, lost.last_seq);
-          } else {
-            grpc::Slice wire;
-            bool encoded = false;
-            for (const auto& stream : streams_) {
-              if (!stream->Accepts(*event)) continue;
-              if (!encoded && encoder_) wire = encoder_(*event);
-              encoded = true;
-              if (stream->Offer(event, wire)) to_wake.push_back(stream);
-            }
-            last_dispatched_seq_ = event->seq;
-          }
+          DispatchLocked(event, &to_wake);
           event = feed_->Next(absl::ZeroDuration());
         }
       }

@@ -26,7 +26,6 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -123,6 +122,9 @@ class EventFanout {
 
  private:
   void Dispatch();
+  // Offers one feed event (or the feed's own loss) to every stream; collects those to wake.
+  void DispatchLocked(const EventPtr& event, std::vector<std::shared_ptr<StreamQueue>>* to_wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   EventBus* const bus_;
   const WireEncoder encoder_;

@@ -153,16 +153,6 @@ grpc::Slice EncodeBatch(const std::vector<grpc::Slice>& events) {
   return batch;
 }
 
-bool ParseRequest(const grpc::ByteBuffer& raw, v1::SubscribeRequest* request) {
-  std::vector<grpc::Slice> slices;
-  if (!raw.Dump(&slices).ok()) return false;
-  std::string bytes;
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return request->ParseFromString(bytes);
-}
-
 }  // namespace
 
 // Subscribe is served asynchronously on one completion queue, driven by one thread (Run): no
@@ -314,7 +304,7 @@ class ApiServer::Service final
     // Validates the request and attaches the stream; a non-OK status refuses the call.
     grpc::Status Accept() {
       v1::SubscribeRequest request;
-      if (!ParseRequest(request_, &request)) {
+      if (!grpc::SerializationTraits<v1::SubscribeRequest>::Deserialize(&request_, &request).ok()) {
         service_->rejected_invalid_.fetch_add(1, std::memory_order_relaxed);
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request: not a SubscribeRequest");
       }

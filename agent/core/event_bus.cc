@@ -6,17 +6,6 @@
 namespace tapio {
 namespace {
 
-EventPtr MakeLostNotice(const std::shared_ptr<const WorkloadIdentity>& identity, const char* source,
-                        uint64_t count, uint64_t first_seq, uint64_t last_seq) {
-  auto notice = std::make_shared<Event>();
-  notice->seq = 0;  // in-band notices are not part of the bus sequence
-  notice->time_unix_ns = absl::ToUnixNanos(absl::Now());
-  notice->severity = Severity::kWarning;
-  notice->identity = identity;
-  notice->payload = EventsLost{source, count, first_seq, last_seq};
-  return notice;
-}
-
 const std::shared_ptr<const WorkloadIdentity>& AgentIdentity() {
   static const auto* const kIdentity =
       new std::shared_ptr<const WorkloadIdentity>(std::make_shared<WorkloadIdentity>());
@@ -24,6 +13,16 @@ const std::shared_ptr<const WorkloadIdentity>& AgentIdentity() {
 }
 
 }  // namespace
+
+EventPtr MakeLostNotice(const char* source, uint64_t count, uint64_t first_seq, uint64_t last_seq) {
+  auto notice = std::make_shared<Event>();
+  notice->seq = 0;  // in-band notices are not part of the bus sequence
+  notice->time_unix_ns = absl::ToUnixNanos(absl::Now());
+  notice->severity = Severity::kWarning;
+  notice->identity = AgentIdentity();
+  notice->payload = EventsLost{source, count, first_seq, last_seq};
+  return notice;
+}
 
 EventBus::Subscription::Subscription(Filter filter, size_t capacity)
     : filter_(std::move(filter)), queue_(capacity) {}
@@ -45,8 +44,7 @@ EventPtr EventBus::Subscription::Next(absl::Duration timeout) {
     case LossyQueue<EventPtr>::Popped::kNothing:
       return nullptr;
     case LossyQueue<EventPtr>::Popped::kLoss:
-      return MakeLostNotice(AgentIdentity(), "subscriber_queue", loss.count, loss.first_seq,
-                            loss.last_seq);
+      return MakeLostNotice("subscriber_queue", loss.count, loss.first_seq, loss.last_seq);
     case LossyQueue<EventPtr>::Popped::kItem:
       break;
   }
@@ -98,8 +96,7 @@ std::shared_ptr<EventBus::Subscription> EventBus::Subscribe(Filter filter, size_
     const uint64_t oldest = replay_.empty() ? next_seq_ : replay_.front()->seq;
     if (want_from < oldest) {
       absl::MutexLock sub_lock(&sub->mu_);
-      sub->queue_.PushFront(
-          {MakeLostNotice(AgentIdentity(), "replay", oldest - want_from, want_from, oldest - 1)});
+      sub->queue_.PushFront({MakeLostNotice("replay", oldest - want_from, want_from, oldest - 1)});
     }
     for (const auto& event : replay_) {
       if (event->seq >= want_from) sub->Offer(event);

@@ -29,6 +29,10 @@
 
 namespace tapio {
 
+// An in-band EventsLost notice (seq 0, severity warning, the agent's own empty identity):
+// `source` is "subscriber_queue", "replay", "ringbuf", ... (see EventsLost).
+EventPtr MakeLostNotice(const char* source, uint64_t count, uint64_t first_seq, uint64_t last_seq);
+
 class EventBus {
  public:
   using Filter = std::function<bool(const Event&)>;  // null = accept all
