@@ -187,6 +187,23 @@ TEST_F(AgentKernelTest, HealthAddressServesGrpcHealthForProbes) {
   const int rc = pclose(p);
   EXPECT_EQ(rc, 0) << std::string(buf, n);
   EXPECT_NE(std::string(buf, n).find("SERVING"), std::string::npos) << std::string(buf, n);
+  // A second agent on the same health port is refused (no silent SO_REUSEPORT sharing) with the
+  // flag named, and the first one goes on serving.
+  auto second = AgentProcess::Start(
+      {absl::StrCat("--health_address=127.0.0.1:", port), "--summary_interval_s=0"});
+  ASSERT_FALSE(second.ok()) << "a second agent bound the taken health port";
+  EXPECT_NE(second.status().message().find("--health_address: cannot listen"),
+            absl::string_view::npos)
+      << second.status();
+  // The same for its metrics port.
+  absl::StatusOr<int> metrics_port = (*agent)->MetricsPort();
+  ASSERT_TRUE(metrics_port.ok()) << metrics_port.status();
+  auto third = AgentProcess::Start(
+      {absl::StrCat("--metrics_address=127.0.0.1:", *metrics_port), "--summary_interval_s=0"});
+  ASSERT_FALSE(third.ok()) << "a second agent bound the taken metrics port";
+  EXPECT_NE(third.status().message().find("--metrics_address"), absl::string_view::npos)
+      << third.status();
+  EXPECT_TRUE((*agent)->Running());
   EXPECT_TRUE((*agent)->Stop().ok());
 }
 
