@@ -38,6 +38,8 @@ ABSL_FLAG(bool, check_goals, false, "exit 1 when a quality goal is missed");
 ABSL_FLAG(std::string, explain_class, "",
           "print every sample and prediction of one simulated trace of this class and exit");
 ABSL_FLAG(int64_t, explain_seed, 1, "seed for --explain_class");
+ABSL_FLAG(std::string, explain_trace, "",
+          "print every sample and prediction of this trace file (JSON lines) and exit");
 ABSL_FLAG(bool, dump_default_model, false, "print the compiled-in model parameters and exit");
 
 namespace {
@@ -55,6 +57,21 @@ bool WriteFile(const std::string& path, const std::string& text) {
     return false;
   }
   return true;
+}
+
+// Prints every sample of `trace` with the predictor's answer to it: what --explain_* show.
+void Explain(const tapio::predict::Trace& trace, const tapio::predict::ModelParams& params) {
+  using namespace tapio;
+  predict::OomPredictor predictor(&params);
+  for (const predict::MemorySample& s : trace.samples) {
+    predict::Prediction p = predictor.Update(s);
+    std::printf(
+        "%9.1f nr=%.4f usage=%.4f psi=%5.1f %-8s tt=%7.1f %s/%s%s\n", s.time_ms / 1000.0,
+        static_cast<double>(predict::NonReclaimableBytes(s)) / static_cast<double>(s.limit_bytes),
+        static_cast<double>(s.usage_bytes) / static_cast<double>(s.limit_bytes), s.psi_some_avg10,
+        std::string(predict::PredictionStateName(p.state)).c_str(), p.time_to_oom_ms / 1000.0,
+        std::string(p.model).c_str(), std::string(p.reason).c_str(), p.changed ? " CHANGED" : "");
+  }
 }
 
 }  // namespace
@@ -91,20 +108,25 @@ int main(int argc, char** argv) {
     sim::MemcgSimulator simulator(cls, static_cast<uint64_t>(absl::GetFlag(FLAGS_explain_seed)),
                                   3600, absl::GetFlag(FLAGS_noise_scale));
     predict::Trace trace = sim::SampleAdaptively(simulator, params);
-    predict::OomPredictor predictor(&params);
     std::printf("# %s seed %llu limit %llu MiB oom_time_ms %lld\n", name.c_str(),
                 static_cast<unsigned long long>(simulator.seed()),
                 static_cast<unsigned long long>(simulator.limit_bytes() >> 20),
                 static_cast<long long>(simulator.oom_time_ms().value_or(-1)));
-    for (const predict::MemorySample& s : trace.samples) {
-      predict::Prediction p = predictor.Update(s);
-      std::printf(
-          "%9.1f nr=%.4f usage=%.4f psi=%5.1f %-8s tt=%7.1f %s/%s%s\n", s.time_ms / 1000.0,
-          static_cast<double>(predict::NonReclaimableBytes(s)) / static_cast<double>(s.limit_bytes),
-          static_cast<double>(s.usage_bytes) / static_cast<double>(s.limit_bytes), s.psi_some_avg10,
-          std::string(predict::PredictionStateName(p.state)).c_str(), p.time_to_oom_ms / 1000.0,
-          std::string(p.model).c_str(), std::string(p.reason).c_str(), p.changed ? " CHANGED" : "");
+    Explain(trace, params);
+    return 0;
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_explain_trace); !path.empty()) {
+    absl::StatusOr<predict::Trace> trace = predict::ReadTraceFile(path);
+    if (!trace.ok()) {
+      std::cerr << "tapio-eval: --explain_trace: " << trace.status().message() << "\n";
+      return 2;
     }
+    const int64_t t0 = trace->samples.empty() ? 0 : trace->samples.front().time_ms;
+    std::printf("# %s (%s) oom_time_ms %lld, %.1f s after the first sample\n",
+                trace->header.name.c_str(), trace->header.workload_class.c_str(),
+                static_cast<long long>(trace->header.oom_time_ms.value_or(-1)),
+                trace->header.oom_time_ms ? (*trace->header.oom_time_ms - t0) / 1000.0 : -1.0);
+    Explain(*trace, params);
     return 0;
   }
   const std::string split = absl::GetFlag(FLAGS_split);
