@@ -351,10 +351,14 @@ Prediction OomPredictor::Update(const MemorySample& s) {
       current_.growth_bytes_per_second = best.growth_bytes_per_s;
       current_.model = best.model;
       current_.reason = best.reason;
-    } else if (static_cast<double>(s.time_ms - last_support_ms_) >= p.clear_hold_s * 1000) {
+    } else if (static_cast<double>(s.time_ms - last_support_ms_) >= p.clear_hold_s * 1000 ||
+               s.time_ms >= oom_deadline_ms_) {
+      // No model supports the alarm any more, and either the hold is over or the predicted OOM
+      // time has passed without the OOM: the prediction was wrong, so it is not held at
+      // "0 s to OOM" for the rest of the hold.
       state_ = Prediction::State::kCleared;
       current_.changed = true;
-      current_.reason = "risk_gone";
+      current_.reason = s.time_ms >= oom_deadline_ms_ ? "deadline_passed" : "risk_gone";
       cooldown_until_ms_ = s.time_ms + static_cast<int64_t>(p.cooldown_s * 1000);
     }
   } else if (best.present) {

@@ -58,8 +58,9 @@ struct Prediction {
   double confidence = 0;        // 0..1
   // Static strings (no allocation per update): model "trend", "envelope", "pressure" or "";
   // reason a short code such as "fast_growth", "steady_growth", "rising_peaks",
-  // "pressure_near_limit", "risk_gone", "oom_killed", "unlimited". DescribePrediction() turns a
-  // prediction into a sentence for humans (at transitions only: it allocates).
+  // "pressure_near_limit", "risk_gone", "deadline_passed", "oom_killed", "unlimited".
+  // DescribePrediction() turns a prediction into a sentence for humans (at transitions only: it
+  // allocates).
   std::string_view model;
   std::string_view reason;
   uint64_t non_reclaimable_bytes = 0;

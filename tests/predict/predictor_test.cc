@@ -1,5 +1,6 @@
 #include "agent/predict/predictor.h"
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -234,6 +235,36 @@ TEST_F(OomPredictorTest, GrowthThatStopsClearsOnceThenReportsNone) {
   EXPECT_EQ(cleared_states, 1);
   EXPECT_EQ(run.predictions.back().state, Prediction::State::kNone);
   EXPECT_FALSE(run.predictions.back().changed);
+}
+
+TEST_F(OomPredictorTest, AFastRampThatStopsClearsWhenItsPredictedOomTimePasses) {
+  OomPredictor predictor(&params_);
+  // 100 MiB, then +60 MiB/s for 10 s (a heap committed at start-up), then flat at 700 MiB.
+  DriveResult run = Drive(&predictor, 200 * 1000, 500, [](int64_t t, int64_t i) {
+    double ts = std::clamp(static_cast<double>(t) / 1000 - 30, 0.0, 10.0);
+    return Sample(t, 100 + 60 * ts + Noise(i, 0.5));
+  });
+  ASSERT_EQ(run.raises, 1);
+  EXPECT_EQ(run.first_raise.model, "trend");
+  ASSERT_EQ(run.clears, 1);
+  int64_t deadline_ms = -1, cleared_ms = -1, zero_updates = 0;
+  for (size_t i = 0; i < run.predictions.size(); ++i) {
+    const Prediction& p = run.predictions[i];
+    if (p.state == Prediction::State::kAtRisk) {
+      deadline_ms = run.times_ms[i] + p.time_to_oom_ms;
+      if (p.time_to_oom_ms == 0) ++zero_updates;
+    }
+    if (p.state == Prediction::State::kCleared) {
+      cleared_ms = run.times_ms[i];
+      EXPECT_EQ(p.reason, "deadline_passed");
+    }
+  }
+  // Cleared at the first update past the last predicted OOM time, long before clear_hold_s (60 s)
+  // after the growth stopped; never "0 s to OOM" while memory sits still.
+  EXPECT_GE(cleared_ms, deadline_ms);
+  EXPECT_LE(cleared_ms, deadline_ms + 500);
+  EXPECT_LT(cleared_ms, (40 + 60) * 1000);
+  EXPECT_LE(zero_updates, 1);
 }
 
 TEST_F(OomPredictorTest, CooldownDelaysASlowReRaiseAfterAClear) {
