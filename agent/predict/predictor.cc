@@ -304,7 +304,13 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   const bool slow_ready = history_s_ >= p.slow_min_history_s ||
                           (last_drop_time_ms_ < 0 && history_s_ >= p.early_min_history_s &&
                            y - min_mib_ >= p.early_rise_fraction * limit);
-  if (!gated && slow_ready && slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
+  // The sawtooth gate stops in-cycle rises from raising an alarm; it does not take the slow
+  // trend's support from an alarm that is up: a collection does not refute the long fit's trend,
+  // which already includes the drop (a V8 heap leaking under frequent small collections,
+  // kernel_node_rising_floor.jsonl, lost its alarm at its first large collection and was then held
+  // off by the cooldown until 12 s before its OOM).
+  const bool keeping = state_ == Prediction::State::kAtRisk;
+  if ((!gated || keeping) && slow_ready && slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
     const bool pressured = pressure >= 1;
     // Early (young history, early-rise rule): growth that has stopped, the recent (fast) slope
     // at the top of its interval a small fraction of the long one, does not warn.

@@ -75,6 +75,18 @@ TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegat
       }
       continue;
     }
+    if (trace->header.workload_class == "kernel_jvm_stable_peak") {
+      // Known limit (docs/prediction.md): the JVM commits its heap at start-up in steps, the last
+      // one 50% -> 61% of the limit within a second, which the fast trend cannot tell from a
+      // spike that goes on to the limit. Pinned: one raise, inside the first 30 s, then quiet for
+      // the remaining 40 minutes of its flat heap.
+      EXPECT_LE(r.false_alarms, 1) << entry.path();
+      for (int64_t t : r.raise_times_ms) {
+        EXPECT_LT(t - trace->samples.front().time_ms, 30000)
+            << entry.path() << ": raise after the start-up commit";
+      }
+      continue;
+    }
     EXPECT_EQ(r.false_alarms, 0) << entry.path();
     if (trace->header.oom_time_ms) {
       EXPECT_TRUE(r.detected) << entry.path();

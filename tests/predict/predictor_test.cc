@@ -267,6 +267,31 @@ TEST_F(OomPredictorTest, AFastRampThatStopsClearsWhenItsPredictedOomTimePasses) 
   EXPECT_LE(zero_updates, 1);
 }
 
+TEST_F(OomPredictorTest, OneLargeCollectionDoesNotClearASlowLeakAlarm) {
+  // A leak of 0.4 MiB/s under small, frequent collections (8 s cycles of 12 MiB, each below the
+  // 8% drop size): the slow trend raises. Then one large collection (100 MiB for 5 s) puts the
+  // predictor in sawtooth mode, where trends are gated until memory breaks out above the peak,
+  // which takes longer than clear_hold_s here. The alarm must survive it.
+  auto leak = [](int64_t t, int64_t dip_from_ms) {
+    const double ts = static_cast<double>(t) / 1000;
+    double mib = 200 + 0.4 * ts + 12 * std::fmod(ts, 8.0) / 8;
+    if (dip_from_ms >= 0 && t >= dip_from_ms && t < dip_from_ms + 5000) mib -= 100;
+    return Sample(t, mib);
+  };
+  OomPredictor probe(&params_);
+  DriveResult plain =
+      Drive(&probe, 2000 * 1000, 1000, [&](int64_t t, int64_t) { return leak(t, -1); });
+  ASSERT_EQ(plain.raises, 1);
+  ASSERT_EQ(plain.first_raise.reason, "steady_growth");
+  const int64_t dip_ms = plain.first_raise_ms + 10000;
+  OomPredictor predictor(&params_);
+  DriveResult run =
+      Drive(&predictor, 2000 * 1000, 1000, [&](int64_t t, int64_t) { return leak(t, dip_ms); });
+  EXPECT_EQ(run.raises, 1);
+  EXPECT_EQ(run.clears, 0);
+  EXPECT_EQ(run.predictions.back().state, Prediction::State::kAtRisk);
+}
+
 TEST_F(OomPredictorTest, CooldownDelaysASlowReRaiseAfterAClear) {
   params_.cooldown_s = 100000;  // effectively forever
   OomPredictor predictor(&params_);
