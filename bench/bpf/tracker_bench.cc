@@ -53,6 +53,8 @@ constexpr int kStormMs = 150;
 // a report every 256 pages.
 constexpr size_t kStormChunk = 256 << 10;
 constexpr size_t kFreshChunk = 64 << 20;
+// The mapping size of a benchmark's `fresh` argument (0: reuse storm, 1: fresh storm).
+size_t StormChunk(int64_t fresh) { return fresh == 0 ? kStormChunk : kFreshChunk; }
 
 double NowSeconds() {
   struct timespec ts;
@@ -111,7 +113,7 @@ TrackerOptions ModeOptions(int mode) {
 void BM_FaultStormOverhead(benchmark::State& state) {
   if (geteuid() != 0) return state.SkipWithError("needs root");
   const int mode = static_cast<int>(state.range(0));
-  const size_t chunk = state.range(1) == 0 ? kStormChunk : kFreshChunk;
+  const size_t chunk = StormChunk(state.range(1));
   absl::StatusOr<std::unique_ptr<TestCgroup>> cg = TestCgroup::Create();
   if (!cg.ok()) return state.SkipWithError(cg.status().ToString().c_str());
   // Modes 1 and 2: one tracker, the hook detached/attached around each storm. Mode 0: the
@@ -211,7 +213,7 @@ void BM_RssStatRunCost(benchmark::State& state) {
   absl::StatusOr<bool> previous = SetBpfStatsEnabled(true);
   if (!previous.ok()) return state.SkipWithError(previous.status().ToString().c_str());
   for (auto _ : state) {
-    if (Storm(**cg, state.range(1) == 0 ? kStormChunk : kFreshChunk) <= 0) {
+    if (Storm(**cg, StormChunk(state.range(1))) <= 0) {
       return state.SkipWithError("storm failed");
     }
     state.SetIterationTime(kStormMs / 1000.0);
@@ -272,7 +274,7 @@ void BM_EmptyRssStatRunCost(benchmark::State& state) {
   absl::StatusOr<bool> previous = SetBpfStatsEnabled(true);
   if (link && previous.ok()) {
     for (auto _ : state) {
-      if (Storm(**cg, state.range(0) == 0 ? kStormChunk : kFreshChunk) <= 0) break;
+      if (Storm(**cg, StormChunk(state.range(0))) <= 0) break;
       state.SetIterationTime(kStormMs / 1000.0);
     }
     struct bpf_prog_info info = {};
