@@ -166,12 +166,19 @@ class ApiServer::Service final
           AgentStateSource* state)
       : options_(options), bus_(bus), fanout_(fanout), state_(state) {}
 
-  // Serves Subscribe calls from `cq` until it is shut down and drained.
-  void Run(grpc::ServerCompletionQueue* cq) {
+  // Waits for the first Subscribe and SubscribeBatches calls on `cq`. Called before the thread
+  // that runs `cq` exists: the two waiting calls are counted (calls_) before Shutdown can look,
+  // so Shutdown never shuts the queue down under a request still to be made.
+  void Start(grpc::ServerCompletionQueue* cq) {
     cq_ = cq;
-    LowerThreadPriority(options_.stream_thread_nice);
     Call::Request(this, /*batched=*/false);
     Call::Request(this, /*batched=*/true);
+  }
+
+  // Serves Subscribe calls from the started queue until it is shut down and drained.
+  void Run() {
+    LowerThreadPriority(options_.stream_thread_nice);
+    grpc::ServerCompletionQueue* cq = cq_;
     void* tag = nullptr;
     bool ok = false;
     while (cq->Next(&tag, &ok)) static_cast<Call::Tag*>(tag)->Done(ok);
@@ -496,7 +503,7 @@ class ApiServer::Service final
   std::atomic<uint64_t> rejected_invalid_{0};
   std::atomic<uint64_t> rejected_exhausted_{0};
   std::atomic<uint64_t> events_sent_{0};
-  grpc::ServerCompletionQueue* cq_ = nullptr;  // set by Run, before the first call
+  grpc::ServerCompletionQueue* cq_ = nullptr;  // set by Start, before the first call
   absl::Mutex mu_;
   std::vector<std::shared_ptr<StreamQueue>> live_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -608,7 +615,8 @@ absl::StatusOr<std::unique_ptr<ApiServer>> ApiServer::Create(const ApiServerOpti
   } else {
     server->address_ = absl::StrCat(address.substr(0, address.rfind(':')), ":", selected_port);
   }
-  server->stream_thread_ = std::thread([s = server.get()] { s->service_->Run(s->cq_.get()); });
+  server->service_->Start(server->cq_.get());
+  server->stream_thread_ = std::thread([s = server.get()] { s->service_->Run(); });
   if (auto* health = server->server_->GetHealthCheckService()) {
     health->SetServingStatus(kServiceName, true);
   }
