@@ -32,6 +32,7 @@ const std::vector<Field>& Fields() {
       {"fast_error_inflation", &ModelParams::fast_error_inflation, 0.1, 100},
       {"slow_error_inflation", &ModelParams::slow_error_inflation, 0.1, 100},
       {"fast_horizon_s", &ModelParams::fast_horizon_s, 0.1, 86400},
+      {"fast_confirm_fraction", &ModelParams::fast_confirm_fraction, 0, 10},
       {"slow_horizon_s", &ModelParams::slow_horizon_s, 0.1, 86400},
       {"drop_min_fraction", &ModelParams::drop_min_fraction, 0.001, 1},
       {"drop_max_duration_s", &ModelParams::drop_max_duration_s, 0.1, 3600},

@@ -42,7 +42,13 @@ struct ModelParams {
   // so the i.i.d. error underestimates the uncertainty.
   double fast_error_inflation = 1.0;
   double slow_error_inflation = 2.0;
-  double fast_horizon_s = 30;   // fast fit raises when time to OOM is below this
+  double fast_horizon_s = 30;  // fast fit raises when time to OOM is below this
+  // The fast fit raises only on a sample that itself rose by at least this fraction of the fit's
+  // slope times the sampling interval (0 = no such check). Its weights lag by fast_tau_s: a heap
+  // committed in steps (a JVM growing to -Xmx: kernel_jvm_stable_peak.jsonl) still has a steep
+  // fitted slope for seconds after the last step, while a ramp that will reach the limit is
+  // still rising on the sample that raises. An alarm that is up is not held to this.
+  double fast_confirm_fraction = 0.25;
   double slow_horizon_s = 300;  // slow fit raises when time to OOM is below this
 
   // --- Envelope model: sawtooth (garbage-collected) heaps. ---

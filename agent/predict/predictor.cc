@@ -121,6 +121,7 @@ void OomPredictor::ResetModels() {
   slow_.Reset();
   history_s_ = 0;
   min_mib_ = -1;
+  last_mib_ = -1;
   peak_count_ = 0;
   peak_head_ = 0;
   peak_fit_valid_ = false;
@@ -276,6 +277,8 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   }
   UpdateEnvelope(s.time_ms, y, limit);
   if (min_mib_ < 0 || y < min_mib_) min_mib_ = y;
+  const double rise_mib = last_mib_ >= 0 ? y - last_mib_ : 0;  // since the previous sample
+  last_mib_ = y;
 
   // --- Candidates from each model; the earliest time to OOM wins. ---
   Candidate best;
@@ -290,7 +293,11 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   double fast_level = 0, fast_slope = 0, fast_var = 0;
   const bool fast_ok =
       fast_.samples >= p.fast_min_samples && fast_.Fit(&fast_level, &fast_slope, &fast_var);
-  if (!gated && fast_ok && fast_slope > 0 && fast_slope * fast_slope > fast_z2_ * fast_var) {
+  // Raising needs this sample to be rising too (fast_confirm_fraction); keeping does not.
+  const bool fast_rising = p.fast_confirm_fraction <= 0 || state_ == Prediction::State::kAtRisk ||
+                           rise_mib >= p.fast_confirm_fraction * fast_slope * dt_s;
+  if (!gated && fast_ok && fast_rising && fast_slope > 0 &&
+      fast_slope * fast_slope > fast_z2_ * fast_var) {
     // Fast ramps must reach the limit within the horizon even at the low end of the slope's
     // interval: a noisy wiggle near the limit has a wide interval, a real ramp a narrow one.
     const double headroom = std::max(0.0, limit - fast_level);

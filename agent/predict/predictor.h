@@ -131,7 +131,8 @@ class OomPredictor {
   DecayingRegression fast_;
   DecayingRegression slow_;
   double history_s_ = 0;
-  double min_mib_ = -1;  // lowest non-reclaimable level since the last reset
+  double min_mib_ = -1;   // lowest non-reclaimable level since the last reset
+  double last_mib_ = -1;  // the previous sample's non-reclaimable level (-1: none since the reset)
 
   // Envelope: ring of recent cycle peaks (time, MiB); the current cycle's extremes.
   int64_t peak_time_ms_[kMaxPeaks] = {};

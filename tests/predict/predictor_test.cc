@@ -267,6 +267,28 @@ TEST_F(OomPredictorTest, AFastRampThatStopsClearsWhenItsPredictedOomTimePasses) 
   EXPECT_LE(zero_updates, 1);
 }
 
+// A heap committed at start-up in steps (a JVM growing to -Xmx, kernel_jvm_stable_peak.jsonl):
+// +11% of the limit at once every 4 s, five times, to 60% of the limit, then flat for ten
+// minutes; sampled at the predictor's own cadence, as the agent does. The fast fit's slope lags
+// the last step by seconds; without the confirmation rule it raises on the flat samples after it.
+int RaisesOnSteppedHeap(const ModelParams& params) {
+  OomPredictor predictor(&params);
+  int raises = 0;
+  for (int64_t t = 0, i = 0; t < 600 * 1000; t += predictor.SuggestedNextSampleDelayMs(), ++i) {
+    const int done = std::clamp(static_cast<int>((t - 2000) / 4000) + 1, 0, 5);
+    Prediction p = predictor.Update(Sample(t, 50 + 112.0 * done + Noise(i, 0.3)));
+    if (p.changed && p.state == Prediction::State::kAtRisk) ++raises;
+  }
+  return raises;
+}
+
+TEST_F(OomPredictorTest, AHeapCommittedInStepsDoesNotRaiseOnceItStops) {
+  EXPECT_EQ(RaisesOnSteppedHeap(params_), 0);
+  ModelParams unconfirmed = params_;
+  unconfirmed.fast_confirm_fraction = 0;
+  EXPECT_GE(RaisesOnSteppedHeap(unconfirmed), 1);  // what the rule prevents
+}
+
 TEST_F(OomPredictorTest, OneLargeCollectionDoesNotClearASlowLeakAlarm) {
   // A leak of 0.4 MiB/s under small, frequent collections (8 s cycles of 12 MiB, each below the
   // 8% drop size): the slow trend raises. Then one large collection (100 MiB for 5 s) puts the
