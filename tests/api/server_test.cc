@@ -105,6 +105,13 @@ class ApiServerTest : public ::testing::Test {
         grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
   }
 
+  // One GetAgentInfo call to the running server: is it answering?
+  grpc::Status CallGetAgentInfo() {
+    v1::AgentInfo info;
+    grpc::ClientContext ctx;
+    return Stub()->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info);
+  }
+
   // Streams the server currently serves (the bus itself sees one subscriber: the fan-out).
   bool WaitSubscribers(size_t n) {
     return WaitFor([&] { return server_->stats().subscribers == n; });
@@ -553,10 +560,7 @@ TEST_F(ApiServerTest, StaleSocketIsReplacedAndALiveOneRefused) {
   struct stat st;
   ASSERT_EQ(stat(path.c_str(), &st), 0);
   StartServer();
-  auto stub = Stub();
-  v1::AgentInfo info;
-  grpc::ClientContext ctx;
-  EXPECT_TRUE(stub->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info).ok());
+  EXPECT_TRUE(CallGetAgentInfo().ok());
 }
 
 // A server shut down at once after it started (an agent whose next component failed to start)
@@ -569,10 +573,7 @@ TEST_F(ApiServerTest, ServerShutDownRightAfterStartingDoesNotAbort) {
     server->reset();
   }
   StartServer();
-  auto stub = Stub();
-  v1::AgentInfo info;
-  grpc::ClientContext ctx;
-  EXPECT_TRUE(stub->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info).ok());
+  EXPECT_TRUE(CallGetAgentInfo().ok());
 }
 
 TEST_F(ApiServerTest, BadOptionsAreRefusedNamingTheOption) {
@@ -617,10 +618,7 @@ TEST_F(ApiServerTest, InsecureTcpOnlyWhenAskedFor) {
   StartServer();
   EXPECT_TRUE(absl::StartsWith(server_->address(), "127.0.0.1:"));
   EXPECT_NE(server_->address(), "127.0.0.1:0");
-  auto stub = Stub();
-  v1::AgentInfo info;
-  grpc::ClientContext ctx;
-  EXPECT_TRUE(stub->GetAgentInfo(&ctx, v1::GetAgentInfoRequest(), &info).ok());
+  EXPECT_TRUE(CallGetAgentInfo().ok());
 }
 
 TEST_F(ApiServerTest, TcpPortInUseIsUnavailableAndLeavesNothingBehind) {

@@ -59,9 +59,6 @@ struct KnownAmbiguity {
 // rate as the 1 MiB/s leak in kernel_leak.jsonl; until the first collection no causal model can
 // tell them apart. The early-rise rule chooses the warning: one raise in the first cycle, none
 // once the sawtooth is known.
-// (kernel_jvm_stable_peak, the JVM committing its heap in steps up to 61% of the limit, was one
-// until the fast trend needed the raising sample itself to rise: fast_confirm_fraction. It is
-// now held to no alarm like every other negative.)
 constexpr KnownAmbiguity kKnownAmbiguities[] = {
     {"kernel_sawtooth_stable", 205000, "raise after the first GC"},
 };

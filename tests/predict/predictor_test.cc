@@ -44,12 +44,16 @@ struct DriveResult {
   Prediction first_raise;
 };
 
-// Feeds samples from `make(time_ms, index)` every `step_ms` until `end_ms`.
+// Feeds samples from `make(time_ms, index)` every `step_ms` (0: at the predictor's own cadence,
+// as the agent samples) until `end_ms`.
 DriveResult Drive(OomPredictor* predictor, int64_t end_ms, int64_t step_ms,
                   const std::function<MemorySample(int64_t, int64_t)>& make) {
   DriveResult run;
   int64_t i = 0;
-  for (int64_t t = 0; t < end_ms; t += step_ms, ++i) {
+  const auto next_ms = [&] {
+    return step_ms > 0 ? step_ms : predictor->SuggestedNextSampleDelayMs();
+  };
+  for (int64_t t = 0; t < end_ms; t += next_ms(), ++i) {
     Prediction p = predictor->Update(make(t, i));
     run.predictions.push_back(p);
     run.times_ms.push_back(t);
@@ -273,13 +277,12 @@ TEST_F(OomPredictorTest, AFastRampThatStopsClearsWhenItsPredictedOomTimePasses) 
 // the last step by seconds; without the confirmation rule it raises on the flat samples after it.
 int RaisesOnSteppedHeap(const ModelParams& params) {
   OomPredictor predictor(&params);
-  int raises = 0;
-  for (int64_t t = 0, i = 0; t < 600 * 1000; t += predictor.SuggestedNextSampleDelayMs(), ++i) {
-    const int done = std::clamp(static_cast<int>((t - 2000) / 4000) + 1, 0, 5);
-    Prediction p = predictor.Update(Sample(t, 50 + 112.0 * done + Noise(i, 0.3)));
-    if (p.changed && p.state == Prediction::State::kAtRisk) ++raises;
-  }
-  return raises;
+  return Drive(&predictor, 600 * 1000, /*own cadence*/ 0,
+               [](int64_t t, int64_t i) {
+                 const int done = std::clamp(static_cast<int>((t - 2000) / 4000) + 1, 0, 5);
+                 return Sample(t, 50 + 112.0 * done + Noise(i, 0.3));
+               })
+      .raises;
 }
 
 TEST_F(OomPredictorTest, AHeapCommittedInStepsDoesNotRaiseOnceItStops) {
@@ -297,14 +300,11 @@ double LeadOnSteppedLeak(const ModelParams& params, int64_t step_ms, double step
   OomPredictor predictor(&params);
   const int64_t start_ms = 60000;
   const int64_t oom_ms = start_ms + static_cast<int64_t>((1024 - 8 - 200) / step_mib) * step_ms;
-  for (int64_t t = 0, i = 0; t < oom_ms; t += predictor.SuggestedNextSampleDelayMs(), ++i) {
+  DriveResult run = Drive(&predictor, oom_ms, /*own cadence*/ 0, [&](int64_t t, int64_t i) {
     const int done = std::max(0, static_cast<int>((t - start_ms) / step_ms) + 1);
-    Prediction p = predictor.Update(Sample(t, 200 + step_mib * done + Noise(i, 0.3)));
-    if (p.changed && p.state == Prediction::State::kAtRisk) {
-      return static_cast<double>(oom_ms - t) / 1000;
-    }
-  }
-  return -1;  // never warned
+    return Sample(t, 200 + step_mib * done + Noise(i, 0.3));
+  });
+  return run.raises > 0 ? static_cast<double>(oom_ms - run.first_raise_ms) / 1000 : -1;
 }
 
 TEST_F(OomPredictorTest, ALeakGrowingInStepsIsStillWarned) {
