@@ -14,20 +14,30 @@
 //   BM_RssStatRunCost/tracked:<0|1>/fresh:<0|1>
 //                                 kernel.bpf_stats_enabled=1 (restored after) during a storm with
 //                                 the hook on: ns per tapio_rss_stat run, runs per fault.
-//   BM_RingbufBareDrain           a BPF producer fills a ring buffer (bpf_prog_test_run); the time
-//                                 of ring_buffer__consume() alone is measured: records/s.
+//   BM_RingbufBareDrain           a BPF producer fills a ring buffer (bpf_prog_test_run) with the
+//                                 ingest bench's record mix; the time of ring_buffer__consume()
+//                                 alone is measured: records/s.
 //   BM_RingbufDecodeDrain         the same with RecordView::Decode per record.
+//   BM_RingbufPipelineDrain       the same records through Pipeline::HandleRecord (decode, process
+//                                 table, attribution, event bus), and in the same iteration, order
+//                                 alternated, a bare drain of an identical fill: counters
+//                                 bare_records_per_s, pipeline_records_per_s and ratio (median over
+//                                 iterations of pipeline rate / bare rate), all wall time; the
+//                                 *_per_cpu_s rates count the draining thread's CPU time instead.
+//                                 Needs the agent build.
 //   BM_SnapshotTasks              one task-iterator pass (SnapshotTasks) over every process.
 //   BM_MapMemory/<mode>           fdinfo memlock of every map of the tracker object.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "agent/bpf/memory_tracker.h"
@@ -35,6 +45,9 @@
 #include "agent/core/log.h"
 #include "agent/core/runtime.h"
 #include "benchmark/benchmark.h"
+#if TAPIO_BENCH_PIPELINE
+#include "agent/pipeline.h"
+#endif
 #include "bpf/ringbuf_producer.skel.h"
 #include "tests/support/test_cgroup.h"
 
@@ -67,6 +80,13 @@ double NowSeconds() {
 double CpuSeconds() {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// CPU time of the calling thread: a drain's cost without the time other work took the CPU.
+double ThreadCpuSeconds() {
+  struct timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
@@ -300,13 +320,39 @@ BENCHMARK(BM_EmptyRssStatRunCost)
     ->UseManualTime()
     ->Unit(benchmark::kMillisecond);
 
-// The producer and a ring buffer manager over its map.
+// Inode of a fixture cgroup directory (its cgroup id for CgroupPathResolver), 0 if missing.
+uint64_t FixtureCgroupId(const char* rel) {
+  struct stat st;
+  if (stat((std::string(TAPIO_FIXTURE_CGROUP2) + rel).c_str(), &st) != 0) return 0;
+  return st.st_ino;
+}
+
+constexpr uint32_t kDrainRecords = 500000;
+
+// The producer and ring buffer managers over its map (several may share it: they are never
+// consumed at the same time, and the consumer position lives in the map).
 struct Producer {
   ringbuf_producer_bpf* skel = nullptr;
-  ring_buffer* rb = nullptr;
+  std::vector<ring_buffer*> rings;
   ~Producer() {
-    if (rb) ring_buffer__free(rb);
+    for (ring_buffer* rb : rings) ring_buffer__free(rb);
     if (skel) ringbuf_producer_bpf__destroy(skel);
+  }
+  // Loads the producer, its records carrying the fixture tree's cgroup ids; empty on success.
+  std::string Open() {
+    skel = ringbuf_producer_bpf__open_and_load();
+    if (!skel) return "producer load failed";
+    const char* rels[] = {"/kubepods/pod1/ctr1", "/kubepods/pod1", "/kubepods"};
+    for (int i = 0; i < 3; ++i) {
+      skel->bss->cgroup_ids[i] = FixtureCgroupId(rels[i]);
+      if (skel->bss->cgroup_ids[i] == 0) return "fixture cgroup tree not found";
+    }
+    return "";
+  }
+  ring_buffer* Ring(ring_buffer_sample_fn fn, void* ctx) {
+    ring_buffer* rb = ring_buffer__new(bpf_map__fd(skel->maps.bench_rb), fn, ctx, nullptr);
+    if (rb) rings.push_back(rb);
+    return rb;
   }
   // Fills the ring with `count` records; returns how many were produced.
   uint64_t Fill(uint32_t count) {
@@ -317,6 +363,18 @@ struct Producer {
     LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
     if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.bench_produce), &opts) != 0) return 0;
     return skel->bss->produced - before;
+  }
+  // Fills the ring and drains it with `rb`: wall seconds of the drain (and, into `cpu_seconds`,
+  // the draining thread's CPU seconds), < 0 on a mismatch.
+  double FillAndDrain(ring_buffer* rb, double* cpu_seconds = nullptr) {
+    uint64_t produced = Fill(kDrainRecords);
+    double cpu_start = ThreadCpuSeconds();
+    double start = NowSeconds();
+    int n = ring_buffer__consume(rb);
+    double elapsed = NowSeconds() - start;
+    if (cpu_seconds) *cpu_seconds += ThreadCpuSeconds() - cpu_start;
+    if (n < 0 || produced == 0 || static_cast<uint64_t>(n) != produced) return -1;
+    return elapsed;
   }
 };
 
@@ -336,28 +394,99 @@ template <bool kDecode>
 void BM_RingbufDrain(benchmark::State& state) {
   if (geteuid() != 0) return state.SkipWithError("needs root");
   Producer p;
-  p.skel = ringbuf_producer_bpf__open_and_load();
-  if (!p.skel) return state.SkipWithError("producer load failed");
+  if (std::string error = p.Open(); !error.empty()) return state.SkipWithError(error.c_str());
   uint64_t sum = 0;
-  p.rb = ring_buffer__new(bpf_map__fd(p.skel->maps.bench_rb), &CountRecord<kDecode>, &sum, nullptr);
-  if (!p.rb) return state.SkipWithError("ring_buffer__new failed");
-  uint64_t total = 0;
+  ring_buffer* rb = p.Ring(&CountRecord<kDecode>, &sum);
+  if (!rb) return state.SkipWithError("ring_buffer__new failed");
   for (auto _ : state) {
-    uint64_t produced = p.Fill(500000);
-    double start = NowSeconds();
-    int n = ring_buffer__consume(p.rb);
-    state.SetIterationTime(NowSeconds() - start);
-    if (n < 0 || static_cast<uint64_t>(n) != produced) return state.SkipWithError("drain mismatch");
-    total += n;
+    double seconds = p.FillAndDrain(rb);
+    if (seconds < 0) return state.SkipWithError("drain mismatch");
+    state.SetIterationTime(seconds);
   }
   benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(total);
+  state.SetItemsProcessed(state.iterations() * kDrainRecords);
   state.counters["dropped_in_producer"] = static_cast<double>(p.skel->bss->dropped);
 }
 void BM_RingbufBareDrain(benchmark::State& state) { BM_RingbufDrain<false>(state); }
 void BM_RingbufDecodeDrain(benchmark::State& state) { BM_RingbufDrain<true>(state); }
 BENCHMARK(BM_RingbufBareDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RingbufDecodeDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+#if TAPIO_BENCH_PIPELINE
+struct PipelineSink {
+  Pipeline* pipeline;
+  int64_t boot_to_unix_ns;
+};
+
+// What the agent's ingest loop does per ring buffer record (agent/agent.cc, IngestLoop).
+int PipelineRecord(void* ctx, void* data, size_t size) {
+  auto* sink = static_cast<PipelineSink*>(ctx);
+  sink->pipeline->HandleRecord(data, size, sink->boot_to_unix_ns);
+  return 0;
+}
+
+// The agent's configuration, as BM_PipelineIngest (bench/agent/ingest_bench.cc): a counting
+// subscription that declines everything and the replay ring, lifecycle events on. Each iteration
+// is a pair, order alternated: one fill drained bare, one identical fill drained through the
+// pipeline. The iteration time is the pipeline drain's. One untimed pair first fills the process
+// table, the tracked cgroups and the identity cache (the agent's steady state).
+void BM_RingbufPipelineDrain(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  Producer p;
+  if (std::string error = p.Open(); !error.empty()) return state.SkipWithError(error.c_str());
+  CgroupLayout layout;
+  layout.unified_root = TAPIO_FIXTURE_CGROUP2;
+  layout.memory_on_unified = true;
+  EventBus bus(65536);
+  PathIdentityResolver resolver;
+  predict::ModelParams params;
+  Pipeline pipeline(PipelineOptions{}, layout, &bus, &resolver, &params);
+  auto counter = bus.Subscribe([](const Event&) { return false; }, 1);
+  uint64_t sum = 0;
+  PipelineSink sink{&pipeline, BootToUnixOffsetNs()};
+  ring_buffer* bare = p.Ring(&CountRecord<false>, &sum);
+  ring_buffer* piped = p.Ring(&PipelineRecord, &sink);
+  if (!bare || !piped) return state.SkipWithError("ring_buffer__new failed");
+  if (p.FillAndDrain(bare) < 0 || p.FillAndDrain(piped) < 0) {
+    return state.SkipWithError("drain mismatch");
+  }
+  const uint64_t published_before = bus.last_seq();
+  double bare_seconds = 0, pipeline_seconds = 0, bare_cpu = 0, pipeline_cpu = 0;
+  std::vector<double> ratios;
+  int pair = 0;
+  for (auto _ : state) {
+    double b = 0, q = 0;
+    if (pair++ % 2 == 0) {
+      b = p.FillAndDrain(bare, &bare_cpu);
+      q = p.FillAndDrain(piped, &pipeline_cpu);
+    } else {
+      q = p.FillAndDrain(piped, &pipeline_cpu);
+      b = p.FillAndDrain(bare, &bare_cpu);
+    }
+    if (b <= 0 || q <= 0) return state.SkipWithError("drain mismatch");
+    state.SetIterationTime(q);
+    bare_seconds += b;
+    pipeline_seconds += q;
+    ratios.push_back(b / q);  // same record count: pipeline rate / bare rate
+  }
+  benchmark::DoNotOptimize(sum);
+  const PipelineCounters c = pipeline.counters();
+  if (c.records_malformed != 0) return state.SkipWithError("pipeline refused records");
+  std::sort(ratios.begin(), ratios.end());
+  const double records = static_cast<double>(state.iterations()) * kDrainRecords;
+  state.SetItemsProcessed(state.iterations() * kDrainRecords);
+  state.counters["bare_records_per_s"] = records / bare_seconds;
+  state.counters["pipeline_records_per_s"] = records / pipeline_seconds;
+  state.counters["ratio"] = ratios.empty() ? 0.0 : ratios[ratios.size() / 2];
+  state.counters["bare_records_per_cpu_s"] = records / bare_cpu;
+  state.counters["pipeline_records_per_cpu_s"] = records / pipeline_cpu;
+  state.counters["events_per_record"] = (bus.last_seq() - published_before) / records;
+  state.counters["cgroup_path_misses"] = static_cast<double>(c.cgroup_path_misses);
+  state.counters["tracked_cgroups"] = static_cast<double>(pipeline.Containers().size());
+  state.counters["dropped_in_producer"] = static_cast<double>(p.skel->bss->dropped);
+}
+BENCHMARK(BM_RingbufPipelineDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+#endif
 
 // One iter/task pass over every process of the machine, records validated and counted.
 void BM_SnapshotTasks(benchmark::State& state) {
