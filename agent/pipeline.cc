@@ -21,6 +21,8 @@ constexpr absl::Duration kIdentityCacheTtl = absl::Seconds(1);
 constexpr size_t kIdentityCacheMax = 65536;
 // At most this many kernel-log OOM summaries are kept while they wait for their BPF record.
 constexpr size_t kMaxKmsgSummaries = 256;
+// Finished runs remembered for the restart prior (one entry per workload).
+constexpr size_t kRestartPriorsMax = 4096;
 
 std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) {
   return std::string(comm, strnlen(comm, TAPIO_COMM_LEN));
@@ -47,6 +49,18 @@ MemoryUsage UsageFrom(const CgroupMemoryStat& s) {
 }
 
 }  // namespace
+
+std::string RestartKey(const WorkloadIdentity& identity) {
+  if (!identity.pod_namespace.empty() && !identity.container_name.empty()) {
+    const std::string owner =
+        identity.workload_name.empty()
+            ? absl::StrCat("pod/", identity.pod_name)
+            : absl::StrCat(identity.workload_kind, "/", identity.workload_name);
+    return absl::StrCat(identity.pod_namespace, "/", owner, "/", identity.container_name);
+  }
+  if (!identity.container_id.empty()) return "";
+  return identity.cgroup_path;
+}
 
 int64_t BootToUnixOffsetNs() { return ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_BOOTTIME); }
 
@@ -495,6 +509,7 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
     }
     for (uint64_t id : gone) {
       if (cgroups_[id].state.at_risk) at_risk_count_.fetch_sub(1);
+      RememberRun(cgroups_[id]);
       cgroups_.erase(id);
       resolver_->Forget(id);
     }
@@ -505,6 +520,20 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
     for (uint64_t id : gone) on_cgroup_gone_(id);
   }
   return next;
+}
+
+void Pipeline::RememberRun(const TrackedCgroup& cg) {
+  if (cg.state.identity == nullptr) return;
+  const std::string key = RestartKey(*cg.state.identity);
+  if (key.empty()) return;
+  if (cg.oom_killed || cg.peak_limit_bytes == 0) {
+    restart_priors_.erase(key);  // a run that was killed (or unlimited) bounds nothing
+    return;
+  }
+  if (restart_priors_.size() >= kRestartPriorsMax && !restart_priors_.contains(key)) {
+    restart_priors_.erase(restart_priors_.begin());
+  }
+  restart_priors_[key] = RestartPrior{cg.peak_nr_bytes, cg.peak_limit_bytes};
 }
 
 absl::StatusOr<CgroupMemoryStat> Pipeline::ReadCgroup(TrackedCgroup& cg) {
@@ -549,7 +578,27 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   sample.psi_some_avg10 = stat.psi_some_avg10;
   sample.psi_full_avg10 = stat.psi_full_avg10;
   sample.reclaim_stall_ns = cg.reclaim_total_ns;
+  // The restart prior, once the identity says which workload this is (a container the runtime
+  // does not know yet is looked up at a later sample).
+  if (!cg.prior_checked && identity != nullptr && !AwaitsEnrichment(*identity)) {
+    cg.prior_checked = true;
+    const std::string key = RestartKey(*identity);
+    auto prior = key.empty() ? restart_priors_.end() : restart_priors_.find(key);
+    if (prior != restart_priors_.end()) {
+      cg.predictor->SetPriorPeak(prior->second.peak_nr_bytes, prior->second.limit_bytes);
+      absl::MutexLock counters_lock(&counters_mu_);
+      ++counters_.restart_priors_applied;
+    }
+  }
   const predict::Prediction p = cg.predictor->Update(sample);
+  const uint64_t nr_bytes = predict::NonReclaimableBytes(sample);
+  if (sample.limit_bytes != cg.peak_limit_bytes) {
+    cg.peak_limit_bytes = sample.limit_bytes;  // a new limit: the peak starts again
+    cg.peak_nr_bytes = nr_bytes;
+  } else {
+    cg.peak_nr_bytes = std::max(cg.peak_nr_bytes, nr_bytes);
+  }
+  if (stat.oom_kills > 0) cg.oom_killed = true;
   if (cg.trace != nullptr) {
     absl::Status ts = cg.trace->Append(sample);
     if (ts.ok() && cg.oom_label_ms >= 0) {

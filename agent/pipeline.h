@@ -112,6 +112,7 @@ struct PipelineCounters {
   uint64_t cgroups_vanished = 0;
   uint64_t cgroup_path_misses = 0;
   uint64_t trace_errors = 0;
+  uint64_t restart_priors_applied = 0;  // runs given their workload's previous peak (RestartKey)
   uint64_t processes = 0;
   uint64_t cgroups_tracked = 0;
 };
@@ -173,7 +174,17 @@ class Pipeline {
     uint64_t open_failures = 0;
     std::unique_ptr<predict::TraceWriter> trace;
     int64_t oom_label_ms = -1;  // OOM kill time (monotonic ms) not yet written to the trace
+    // This run's peak of non-reclaimable memory at its current limit, for the next run of the
+    // same workload (RestartKey); none is kept from a run that was OOM-killed.
+    uint64_t peak_nr_bytes = 0;
+    uint64_t peak_limit_bytes = 0;
+    bool oom_killed = false;
+    bool prior_checked = false;  // the previous run's peak was looked up
     ContainerState state;
+  };
+  struct RestartPrior {
+    uint64_t peak_nr_bytes;
+    uint64_t limit_bytes;
   };
 
   struct CachedIdentity {
@@ -196,6 +207,8 @@ class Pipeline {
   // Sampler thread, under the lock: state, predictor, trace, events.
   void ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,
                    absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
+  // A tracked cgroup is gone: its peak becomes the prior of the workload's next run.
+  void RememberRun(const TrackedCgroup& cg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
 
   const PipelineOptions options_;
   const CgroupLayout layout_;
@@ -215,11 +228,20 @@ class Pipeline {
   mutable absl::Mutex cgroups_mu_;
   // Pointer-stable: the sampler reads files for an entry without the lock (see SampleDue).
   absl::node_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);
+  // RestartKey -> the last finished run's peak (bounded, see kRestartPriorsMax).
+  absl::flat_hash_map<std::string, RestartPrior> restart_priors_ ABSL_GUARDED_BY(cgroups_mu_);
 
   mutable absl::Mutex counters_mu_;
   PipelineCounters counters_ ABSL_GUARDED_BY(counters_mu_);
   std::atomic<int> at_risk_count_{0};
 };
+
+// Which runs are "the same workload" for the restart prior (predict::OomPredictor::SetPriorPeak):
+// a pod's container across restarts, and the containers of one controller's pods (a Deployment's
+// replicas, a CronJob's runs): namespace / controller (else pod) / container name. On a plain
+// host, the cgroup path (a service restarted in place). "" (no prior) for a container without pod
+// metadata, whose path names only this one run.
+std::string RestartKey(const WorkloadIdentity& identity);
 
 // CLOCK_REALTIME - CLOCK_BOOTTIME now, in ns: add to a BPF timestamp to get unix time.
 int64_t BootToUnixOffsetNs();

@@ -25,6 +25,9 @@ class ModelDetector : public Detector {
     return v;
   }
   int64_t NextDelayMs() const override { return predictor_.SuggestedNextSampleDelayMs(); }
+  void SetPriorPeak(uint64_t peak_bytes, uint64_t limit_bytes) override {
+    predictor_.SetPriorPeak(peak_bytes, limit_bytes);
+  }
 
  private:
   predict::OomPredictor predictor_;
@@ -269,12 +272,33 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
                      options.seeds_per_class);
 }
 
+std::optional<PriorRun> PriorRunOf(const predict::Trace& trace) {
+  if (trace.header.oom_time_ms || trace.samples.empty()) return std::nullopt;
+  PriorRun prior;
+  for (const MemorySample& s : trace.samples) {
+    if (s.oom_kills > 0) return std::nullopt;
+    const uint64_t nr = predict::NonReclaimableBytes(s);
+    if (s.limit_bytes != prior.limit_bytes) {
+      prior = PriorRun{nr, s.limit_bytes};
+    } else {
+      prior.peak_bytes = std::max(prior.peak_bytes, nr);
+    }
+  }
+  if (prior.limit_bytes == 0) return std::nullopt;
+  return prior;
+}
+
 EvalReport EvaluateTraces(const predict::ModelParams& params,
-                          const std::vector<predict::Trace>& traces) {
+                          const std::vector<predict::Trace>& traces,
+                          const std::vector<std::optional<PriorRun>>& priors) {
   std::array<std::vector<TraceResult>, kDetectorCount> results;
-  for (const predict::Trace& trace : traces) {
+  for (size_t i = 0; i < traces.size(); ++i) {
+    const predict::Trace& trace = traces[i];
     for (int d = 0; d < kDetectorCount; ++d) {
       auto det = MakeDetector(static_cast<DetectorKind>(d), &params);
+      if (i < priors.size() && priors[i]) {
+        det->SetPriorPeak(priors[i]->peak_bytes, priors[i]->limit_bytes);
+      }
       results[d].push_back(ScoreTrace(trace, det.get(), GroupForTrace(trace)));
     }
   }

@@ -15,6 +15,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ class Detector {
   virtual Verdict Update(const predict::MemorySample& s) = 0;
   // Delay to the next sample this detector would like (only the model's is used for cadence).
   virtual int64_t NextDelayMs() const { return 1000; }
+  // The previous run of the same workload (OomPredictor::SetPriorPeak); baselines ignore it.
+  virtual void SetPriorPeak(uint64_t peak_bytes, uint64_t limit_bytes) {}
 };
 
 enum class DetectorKind : uint8_t { kModel = 0, kThreshold = 1, kUsageTrend = 2 };
@@ -104,9 +107,19 @@ struct EvalOptions {
 
 // Generates the split and scores every detector on the same samples.
 EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptions& options);
-// Scores traces read from files (their recorded cadence).
+// What the agent remembers of a finished run for the next one (Pipeline::RememberRun): the
+// peak of non-reclaimable memory at the run's last limit. Nothing for a run that was OOM-killed.
+struct PriorRun {
+  uint64_t peak_bytes = 0;
+  uint64_t limit_bytes = 0;
+};
+std::optional<PriorRun> PriorRunOf(const predict::Trace& trace);
+
+// Scores traces read from files (their recorded cadence). `priors`, when not empty, is aligned
+// with `traces`: each trace with a prior is replayed as the restart of that run.
 EvalReport EvaluateTraces(const predict::ModelParams& params,
-                          const std::vector<predict::Trace>& traces);
+                          const std::vector<predict::Trace>& traces,
+                          const std::vector<std::optional<PriorRun>>& priors = {});
 
 // Samples of one simulated trace as the model's adaptive cadence reads them.
 predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params);

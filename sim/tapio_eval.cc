@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
@@ -28,6 +29,10 @@ ABSL_FLAG(int64_t, cadence_ms, 0, "sampling cadence; 0 = the predictor's adaptiv
 ABSL_FLAG(double, noise_scale, 1.0, "multiply the simulator's noise (robustness runs)");
 ABSL_FLAG(std::string, model_file, "", "model parameters (JSON); empty = compiled-in defaults");
 ABSL_FLAG(std::string, traces, "", "comma-separated trace files to evaluate instead of simulating");
+ABSL_FLAG(
+    std::string, prior_traces, "",
+    "with --traces: comma-separated earlier runs; a trace whose class matches one is replayed "
+    "as that run's restart (the agent's restart prior, OomPredictor::SetPriorPeak)");
 ABSL_FLAG(std::string, markdown_out, "", "write the markdown tables here ('-' = stdout)");
 ABSL_FLAG(std::string, json_out, "", "write the JSON report here");
 ABSL_FLAG(std::string, svg_out, "", "write the recall-vs-lead plot (SVG) here");
@@ -182,7 +187,23 @@ int main(int argc, char** argv) {
       }
       traces.push_back(std::move(*trace));
     }
-    report = sim::EvaluateTraces(params, traces);
+    std::vector<std::optional<sim::PriorRun>> priors;
+    if (const std::string prior_list = absl::GetFlag(FLAGS_prior_traces); !prior_list.empty()) {
+      absl::flat_hash_map<std::string, std::optional<sim::PriorRun>> by_class;
+      for (absl::string_view path : absl::StrSplit(prior_list, ',', absl::SkipEmpty())) {
+        absl::StatusOr<predict::Trace> prior = predict::ReadTraceFile(std::string(path));
+        if (!prior.ok()) {
+          std::cerr << "tapio-eval: " << prior.status().message() << "\n";
+          return 2;
+        }
+        by_class[prior->header.workload_class] = sim::PriorRunOf(*prior);
+      }
+      for (const predict::Trace& trace : traces) {
+        auto it = by_class.find(trace.header.workload_class);
+        priors.push_back(it == by_class.end() ? std::nullopt : it->second);
+      }
+    }
+    report = sim::EvaluateTraces(params, traces, priors);
   } else {
     report = sim::EvaluateSimulated(params, options);
   }

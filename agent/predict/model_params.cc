@@ -41,6 +41,7 @@ const std::vector<Field>& Fields() {
       {"envelope_z", &ModelParams::envelope_z, 0, 100},
       {"envelope_horizon_s", &ModelParams::envelope_horizon_s, 0.1, 86400},
       {"breakout_margin_fraction", &ModelParams::breakout_margin_fraction, 0, 1},
+      {"restart_margin_fraction", &ModelParams::restart_margin_fraction, 0, 1},
       {"psi_some_ref", &ModelParams::psi_some_ref, 0.01, 100},
       {"psi_full_ref", &ModelParams::psi_full_ref, 0.01, 100},
       {"stall_fraction_ref", &ModelParams::stall_fraction_ref, 0.0001, 1},

@@ -63,6 +63,13 @@ struct ModelParams {
   double envelope_horizon_s = 600;
   double breakout_margin_fraction = 0.03;  // of the limit, above the highest recent peak
 
+  // --- Restart prior: the previous run of the same workload (OomPredictor::SetPriorPeak). ---
+  // A container's start-up fill (a cache warming to its size, a heap growing to its -Xmx) is, until
+  // it levels off, the same curve as a leak from nothing. When the workload's previous run, at the
+  // same limit, levelled off at a peak and was not OOM-killed, the trend models do not raise below
+  // that peak plus this fraction of the limit; memory above it drops the prior (0 = no prior used).
+  double restart_margin_fraction = 0.05;
+
   // --- Pressure model: limit hits, PSI, reclaim stalls. ---
   // Pressure alone never raises (a thrashing cgroup that does not grow is not going to be
   // killed); under pressure the slow fit needs less evidence (pressure_slow_z), and near the

@@ -116,6 +116,12 @@ OomPredictor::OomPredictor(const ModelParams* params)
       pressure_fast_z2_(Square(params->pressure_fast_z * params->fast_error_inflation)),
       next_delay_ms_(params->cadence_default_ms) {}
 
+void OomPredictor::SetPriorPeak(uint64_t peak_bytes, uint64_t limit_bytes) {
+  if (params_->restart_margin_fraction <= 0 || limit_bytes == 0) return;
+  prior_peak_mib_ = static_cast<double>(peak_bytes) / kMiB;
+  prior_limit_bytes_ = limit_bytes;
+}
+
 void OomPredictor::ResetModels() {
   fast_.Reset();
   slow_.Reset();
@@ -242,6 +248,7 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   if (s.limit_bytes == 0 || oom_killed) {
     // Unlimited cgroups are never predicted; after a kill the history describes dead processes.
     ResetModels();
+    if (oom_killed) prior_peak_mib_ = -1;
     consecutive_ = 0;
     if (state_ == Prediction::State::kAtRisk) {
       state_ = Prediction::State::kCleared;
@@ -286,7 +293,12 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   const bool sawtooth =
       last_drop_time_ms_ >= 0 &&
       s.time_ms - last_drop_time_ms_ <= static_cast<int64_t>(p.envelope_idle_s * 1000);
-  const bool gated = sawtooth && y < max_peak + p.breakout_margin_fraction * limit;
+  if (prior_peak_mib_ >= 0 && (s.limit_bytes != prior_limit_bytes_ ||
+                               y >= prior_peak_mib_ + p.restart_margin_fraction * limit)) {
+    prior_peak_mib_ = -1;  // outgrown the previous run, or not comparable with it
+  }
+  const bool gated =
+      (sawtooth && y < max_peak + p.breakout_margin_fraction * limit) || prior_peak_mib_ >= 0;
 
   // Significance without square roots: slope - z * k * se > 0  <=>  slope > 0 and
   // slope^2 > (z k)^2 var. The square root is only taken for a candidate's confidence.

@@ -12,6 +12,9 @@
 //             peaks re-enables the trend fits.
 //   pressure  limit hits, PSI and BPF reclaim stalls: lowers the evidence the slow fit needs and,
 //             very near the limit, any growth raises. Pressure without growth never raises.
+//   restart   SetPriorPeak: the previous run of the same workload levelled off at a peak without
+//             an OOM kill; the trends stay quiet below it (its start-up fill again) until memory
+//             outgrows it.
 //   combiner  raise after raise_consecutive samples with a candidate; clear after clear_hold_s
 //             without one (one kCleared prediction, then kNone); cooldown_s after a clear.
 //
@@ -92,6 +95,13 @@ class OomPredictor {
 
   Prediction Update(const MemorySample& sample);
 
+  // The previous run of the same workload, at limit `limit_bytes`, reached at most `peak_bytes` of
+  // non-reclaimable memory and was not OOM-killed. While this run stays below that peak plus
+  // restart_margin_fraction of the limit, the trend models do not raise (pressure still does):
+  // the rise is taken for the same start-up fill. Memory above it, a different limit, or an OOM
+  // kill drops the prior for good. Ignored when restart_margin_fraction is 0.
+  void SetPriorPeak(uint64_t peak_bytes, uint64_t limit_bytes);
+
   // When to read the cgroup next: faster as time to OOM shrinks, slower for idle cgroups.
   int64_t SuggestedNextSampleDelayMs() const { return next_delay_ms_; }
 
@@ -133,6 +143,8 @@ class OomPredictor {
   double history_s_ = 0;
   double min_mib_ = -1;   // lowest non-reclaimable level since the last reset
   double last_mib_ = -1;  // the previous sample's non-reclaimable level (-1: none since the reset)
+  double prior_peak_mib_ = -1;  // SetPriorPeak (-1: none, or dropped)
+  uint64_t prior_limit_bytes_ = 0;
 
   // Envelope: ring of recent cycle peaks (time, MiB); the current cycle's extremes.
   int64_t peak_time_ms_[kMaxPeaks] = {};

@@ -4,8 +4,13 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
 
 namespace tapio {
 namespace {
@@ -244,6 +249,121 @@ TEST_F(PipelineTest, OomOfAContainerTheRuntimeNeverLearnsIsPublishedAtTheDeadlin
   ASSERT_EQ(events.size(), 1u);  // never lost: published with what is known (id, path)
   EXPECT_EQ(events[0]->identity->container_id, "abc123");
   EXPECT_EQ(events[0]->identity->pod_name, "");
+}
+
+TEST(RestartKeyTest, NamesTheWorkloadNotTheRun) {
+  WorkloadIdentity pod;
+  pod.container_id = "abc";
+  pod.container_name = "app";
+  pod.pod_name = "web-7d4f-x2x9q";
+  pod.pod_namespace = "shop";
+  EXPECT_EQ(RestartKey(pod), "shop/pod/web-7d4f-x2x9q/app");
+  pod.workload_kind = "Deployment";
+  pod.workload_name = "web";
+  EXPECT_EQ(RestartKey(pod), "shop/Deployment/web/app");
+  WorkloadIdentity bare_container;  // a runtime's container without pod metadata
+  bare_container.container_id = "abc";
+  bare_container.cgroup_path = "/system.slice/docker-abc.scope";
+  EXPECT_EQ(RestartKey(bare_container), "");
+  WorkloadIdentity host;  // plain host: the cgroup
+  host.cgroup_path = "/system.slice/redis.service";
+  EXPECT_EQ(RestartKey(host), "/system.slice/redis.service");
+}
+
+// Every cgroup is a run of the same Deployment's container, in a pod of its own.
+class OneWorkloadResolver final : public IdentityResolver {
+ public:
+  std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
+                                                  const std::string& path) override {
+    auto id = std::make_shared<WorkloadIdentity>();
+    id->cgroup_id = cgroup_id;
+    id->cgroup_path = path;
+    id->container_id = absl::StrCat("c", cgroup_id);
+    id->container_name = "app";
+    id->pod_name = absl::StrCat("web-", cgroup_id);
+    id->pod_namespace = "shop";
+    id->workload_kind = "Deployment";
+    id->workload_name = "web";
+    return id;
+  }
+};
+
+class PipelineRestartTest : public ::testing::Test {
+ protected:
+  PipelineRestartTest() : root_(::testing::TempDir() + "/restart-" + std::to_string(getpid())) {
+    std::filesystem::create_directories(root_);
+    WriteText(root_ + "/cgroup.controllers", "memory\n");
+    layout_.unified_root = root_;
+    layout_.memory_on_unified = true;
+    pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
+  }
+  ~PipelineRestartTest() override { std::filesystem::remove_all(root_); }
+
+  static void WriteText(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+  }
+  // The runs' cgroups, made up front: a directory removed and another made could reuse its inode
+  // (the cgroup id here); the kernel never reuses cgroup ids.
+  void MakeCgroups(std::initializer_list<const char*> names) {
+    for (const char* name : names) std::filesystem::create_directories(root_ + "/" + name);
+  }
+  // A run: a container cgroup at 1 GiB with `anon` bytes, seen through one exec record.
+  void Start(const std::string& name, uint64_t anon, int oom_kills) {
+    const std::string dir = root_ + "/" + name;
+    WriteText(dir + "/memory.max", "1073741824\n");
+    WriteText(dir + "/memory.current", absl::StrCat(anon + 4096, "\n"));
+    WriteText(dir + "/memory.stat", absl::StrCat("anon ", anon, "\nfile 4096\nshmem 0\n"));
+    WriteText(dir + "/memory.events", absl::StrCat("max 0\noom 0\noom_kill ", oom_kills, "\n"));
+    struct stat st;
+    ASSERT_EQ(stat(dir.c_str(), &st), 0);
+    tapio_proc_record exec{};
+    exec.hdr = Header(TAPIO_REC_PROC_EXEC, ++pid_, st.st_ino, "app");
+    pipeline_->HandleRecord(&exec, sizeof(exec), 0);
+    Sample();
+  }
+  // The run ends: its usage stops parsing (cgroupfs fails reads of a removed cgroup), its
+  // directory goes, and the sampler lets it go.
+  void End(const std::string& name) {
+    const std::string dir = root_ + "/" + name;
+    WriteText(dir + "/memory.current", "");
+    std::filesystem::remove_all(dir);
+    for (int i = 0; i < 6; ++i) Sample();
+  }
+  void Sample() {
+    now_ += absl::Seconds(10);
+    pipeline_->SampleDue(now_);
+  }
+
+  const std::string root_;
+  CgroupLayout layout_;
+  PipelineOptions options_;
+  EventBus bus_{1024};
+  OneWorkloadResolver resolver_;
+  predict::ModelParams params_;
+  std::unique_ptr<Pipeline> pipeline_;
+  absl::Time now_ = absl::Now();
+  uint32_t pid_ = 100;
+};
+
+TEST_F(PipelineRestartTest, TheNextRunOfAWorkloadGetsThePreviousRunsPeak) {
+  MakeCgroups({"run1", "run2"});
+  Start("run1", 600 << 20, 0);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 0u);  // a first run has no prior
+  End("run1");
+  ASSERT_EQ(pipeline_->counters().cgroups_tracked, 0u);
+  Start("run2", 100 << 20, 0);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
+}
+
+TEST_F(PipelineRestartTest, ARunThatWasOomKilledLeavesNoPrior) {
+  MakeCgroups({"run1", "run2", "run3"});
+  Start("run1", 600 << 20, 0);
+  End("run1");
+  Start("run2", 1000 << 20, 1);  // gets run1's prior, then is killed
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
+  End("run2");
+  Start("run3", 100 << 20, 0);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
 }
 
 }  // namespace

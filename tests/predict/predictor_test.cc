@@ -275,6 +275,68 @@ TEST_F(OomPredictorTest, AFastRampThatStopsClearsWhenItsPredictedOomTimePasses) 
 // +11% of the limit at once every 4 s, five times, to 60% of the limit, then flat for ten
 // minutes; sampled at the predictor's own cadence, as the agent does. The fast fit's slope lags
 // the last step by seconds; without the confirmation rule it raises on the flat samples after it.
+// A start-up fill: 2 MiB/s from 10 MiB to `plateau_mib`, then flat (a cache warming to its size).
+MemorySample StartupFill(int64_t t, int64_t i, double plateau_mib) {
+  return Sample(t, std::min(plateau_mib, 10 + 2 * static_cast<double>(t) / 1000) + Noise(i, 1));
+}
+
+TEST_F(OomPredictorTest, ARestartBelowThePreviousRunsPeakDoesNotRaise) {
+  // 700 MiB of 1 GiB: until it levels off, the same curve as a leak from nothing, so a first
+  // run raises (the early-rise rule). A restart whose previous run peaked there stays quiet.
+  const auto fill = [](int64_t t, int64_t i) { return StartupFill(t, i, 700); };
+  OomPredictor first(&params_);
+  EXPECT_EQ(Drive(&first, 900 * 1000, 1000, fill).raises, 1);
+
+  OomPredictor restart(&params_);
+  restart.SetPriorPeak(710 * kMiB, kLimit);
+  EXPECT_EQ(Drive(&restart, 900 * 1000, 1000, fill).raises, 0);
+
+  ModelParams off = params_;
+  off.restart_margin_fraction = 0;
+  OomPredictor ignored(&off);
+  ignored.SetPriorPeak(710 * kMiB, kLimit);
+  EXPECT_EQ(Drive(&ignored, 900 * 1000, 1000, fill).raises, 1);
+}
+
+TEST_F(OomPredictorTest, APriorFromAnotherLimitIsNotUsed) {
+  OomPredictor restart(&params_);
+  restart.SetPriorPeak(710 * kMiB, 2 * kLimit);
+  EXPECT_EQ(
+      Drive(&restart, 900 * 1000, 1000, [](int64_t t, int64_t i) { return StartupFill(t, i, 700); })
+          .raises,
+      1);
+}
+
+TEST_F(OomPredictorTest, ALeakThatOutgrowsThePreviousRunIsStillWarned) {
+  // The previous run levelled off at 500 MiB; this one leaks 2 MiB/s on to the limit (OOM at
+  // ~503 s). Above 500 MiB + 5% of the limit the prior is dropped and the trend warns.
+  const double oom_s = (1024.0 - 18.0) / 2;
+  OomPredictor restart(&params_);
+  restart.SetPriorPeak(500 * kMiB, kLimit);
+  DriveResult run =
+      Drive(&restart, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+        return Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
+      });
+  ASSERT_EQ(run.raises, 1);
+  const double crossed_s = (500 + 0.05 * 1024 - 18) / 2;  // when the prior is outgrown
+  EXPECT_GE(run.first_raise_ms, static_cast<int64_t>(crossed_s * 1000));
+  EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 60);
+}
+
+TEST_F(OomPredictorTest, APriorDoesNotSilenceRiskAfterAnOomKill) {
+  // The prior is dropped by an OOM kill: the next fill in the same cgroup raises again.
+  OomPredictor predictor(&params_);
+  predictor.SetPriorPeak(710 * kMiB, kLimit);
+  DriveResult run = Drive(&predictor, 1800 * 1000, 1000, [](int64_t t, int64_t i) {
+    MemorySample s = StartupFill(t < 900 * 1000 ? t : t - 900 * 1000, i, 700);
+    s.time_ms = t;
+    s.oom_kills = t < 900 * 1000 ? 0 : 1;
+    return s;
+  });
+  EXPECT_EQ(run.raises, 1);
+  EXPECT_GE(run.first_raise_ms, 900 * 1000);
+}
+
 int RaisesOnSteppedHeap(const ModelParams& params) {
   OomPredictor predictor(&params);
   return Drive(&predictor, 600 * 1000, /*own cadence*/ 0,
