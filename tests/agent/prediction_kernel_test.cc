@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -105,6 +106,67 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
   auto kills = (*cg)->ReadOomKillCount();
   ASSERT_TRUE(kills.ok());
   EXPECT_EQ(*kills, 0u);
+}
+
+// Raised predictions for cgroup `id` among the agent's events so far.
+int AtRiskPredictions(const AgentProcess& agent, uint64_t id) {
+  int n = 0;
+  for (const json& e : agent.Events()) {
+    if (e["type"] == "oom_prediction" && e["cgroup_id"] == id &&
+        e["oom_prediction"]["state"] == "at_risk") {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST_F(PredictionKernelTest, ARestartedWorkloadIsNotPredictedAgainOnItsStartupFill) {
+  // A workload that fills 96 of its 128 MiB at 4 MiB/s, holds, and exits without an OOM kill:
+  // until it levels off it is the leak above, so its first run is predicted. The same workload
+  // restarted in the same cgroup path (a service restarted in place; on Kubernetes the key is the
+  // pod's workload and container) gets the first run's peak as its prior and is not.
+  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
+                                    "--output_min_severity=info", "--usage_interval_s=1",
+                                    "--max_sample_interval_ms=500"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  TestCgroupOptions o;
+  o.limit_bytes = 128 << 20;
+  o.exact_name = absl::StrCat("tapio-restart-", getpid());
+  const std::vector<std::string> fill = {TestAllocPath(), "--mib=96", "--step-mib=1", "--rate=4",
+                                         "--hold-s=10"};
+  uint64_t first_id = 0;
+  {
+    auto cg = TestCgroup::Create(o);
+    ASSERT_TRUE(cg.ok()) << cg.status();
+    first_id = (*cg)->cgroup2_id();
+    auto child = (*cg)->Spawn(fill);
+    ASSERT_TRUE(child.ok()) << child.status();
+    auto status = child->Wait(absl::Seconds(90));
+    ASSERT_TRUE(status.ok()) << status.status();
+    ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+    ASSERT_GE(AtRiskPredictions(**agent, first_id), 1)
+        << "the first run was not predicted: the test would prove nothing\n"
+        << (*agent)->Log();
+  }  // the cgroup is removed; the agent forgets it after a few failed readings
+  absl::SleepFor(absl::Seconds(5));
+  auto cg = TestCgroup::Create(o);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  const uint64_t second_id = (*cg)->cgroup2_id();
+  ASSERT_NE(second_id, first_id);
+  auto child = (*cg)->Spawn(fill);
+  ASSERT_TRUE(child.ok()) << child.status();
+  auto status = child->Wait(absl::Seconds(90));
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  EXPECT_EQ(AtRiskPredictions(**agent, second_id), 0) << (*agent)->Log();
+  bool sampled = false;  // the second run was watched, near the first run's peak
+  for (const json& e : (*agent)->Events()) {
+    if (e["type"] == "memory_usage" && e["cgroup_id"] == second_id &&
+        e["memory_usage"]["non_reclaimable_bytes"].get<double>() > 0.7 * (128 << 20)) {
+      sampled = true;
+    }
+  }
+  EXPECT_TRUE(sampled) << "the second run was not sampled near its peak\n" << (*agent)->Log();
 }
 
 }  // namespace

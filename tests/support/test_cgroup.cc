@@ -231,8 +231,10 @@ absl::StatusOr<std::unique_ptr<TestCgroup>> TestCgroup::Create(const TestCgroupO
 
   auto cg = std::unique_ptr<TestCgroup>(new TestCgroup());
   std::random_device rd;
-  std::string name = absl::StrCat(options.name_prefix, "-", getpid(), "-", g_counter.fetch_add(1),
-                                  "-", absl::Hex(rd() & 0xffff));
+  std::string name = !options.exact_name.empty()
+                         ? options.exact_name
+                         : absl::StrCat(options.name_prefix, "-", getpid(), "-",
+                                        g_counter.fetch_add(1), "-", absl::Hex(rd() & 0xffff));
   std::string unified_root;
   if (have_v1 && IsDir(absl::StrCat(kCgroupRoot, "/memory"))) {
     // Hybrid (or v1 with a unified tree): memory on v1, the same relative path in cgroup2.

@@ -56,6 +56,9 @@ struct TestCgroupOptions {
   uint64_t limit_bytes = 0;
   // Name prefix; the name gets "-<pid>-<counter>-<random>" appended.
   std::string name_prefix = "tapio-test";
+  // When set, the exact name instead (a test that recreates a cgroup at the same path; the
+  // previous one must be gone).
+  std::string exact_name;
 };
 
 struct SpawnOptions {
