@@ -196,15 +196,22 @@ TEST_F(PipelineTest, VanishedCgroupIsDroppedAfterRepeatedFailures) {
   EXPECT_GE(pipeline_->counters().cgroup_path_misses, 1u);
 }
 
+// A container's identity as a resolver starts it: the cgroup and the id parsed from its path.
+std::shared_ptr<WorkloadIdentity> ContainerIdentity(uint64_t cgroup_id, const std::string& path,
+                                                    std::string container_id) {
+  auto id = std::make_shared<WorkloadIdentity>();
+  id->cgroup_id = cgroup_id;
+  id->cgroup_path = path;
+  id->container_id = std::move(container_id);
+  return id;
+}
+
 // A runtime that learns about a container only after a while.
 class LateRuntimeResolver final : public IdentityResolver {
  public:
   std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
                                                   const std::string& path) override {
-    auto id = std::make_shared<WorkloadIdentity>();
-    id->cgroup_id = cgroup_id;
-    id->cgroup_path = path;
-    id->container_id = "abc123";  // from the cgroup path
+    auto id = ContainerIdentity(cgroup_id, path, "abc123");
     if (++calls_ > known_after_) {
       id->container_name = "app";
       id->pod_name = "web-1";
@@ -275,10 +282,7 @@ class OneWorkloadResolver final : public IdentityResolver {
  public:
   std::shared_ptr<const WorkloadIdentity> Resolve(uint64_t cgroup_id,
                                                   const std::string& path) override {
-    auto id = std::make_shared<WorkloadIdentity>();
-    id->cgroup_id = cgroup_id;
-    id->cgroup_path = path;
-    id->container_id = absl::StrCat("c", cgroup_id);
+    auto id = ContainerIdentity(cgroup_id, path, absl::StrCat("c", cgroup_id));
     id->container_name = "app";
     id->pod_name = absl::StrCat("web-", cgroup_id);
     id->pod_namespace = "shop";
