@@ -6,7 +6,7 @@
 #
 #   sim/record_negatives.sh OUT_DIR MINUTES [BUILD_DIR]
 #
-# Writes OUT_DIR/kernel_<name>.jsonl per workload (header class/name set), OUT_DIR/events.json
+# Writes OUT_DIR/kernel_<name>.jsonl per workload (header class set), OUT_DIR/events.json
 # (the agent's events at warning and above: any prediction raised while recording) and
 # OUT_DIR/agent.log. A workload that was OOM-killed keeps its label: check before calling it a
 # negative. Needs root, redis-server, memcached, postgresql, openjdk (javac), node, python3.
