@@ -526,14 +526,14 @@ void Pipeline::RememberRun(const TrackedCgroup& cg) {
   if (cg.state.identity == nullptr) return;
   const std::string key = RestartKey(*cg.state.identity);
   if (key.empty()) return;
-  if (cg.oom_killed || cg.peak_limit_bytes == 0) {
+  if (!cg.run_peak.usable()) {
     restart_priors_.erase(key);  // a run that was killed (or unlimited) bounds nothing
     return;
   }
   if (restart_priors_.size() >= kRestartPriorsMax && !restart_priors_.contains(key)) {
     restart_priors_.erase(restart_priors_.begin());
   }
-  restart_priors_[key] = RestartPrior{cg.peak_nr_bytes, cg.peak_limit_bytes};
+  restart_priors_[key] = cg.run_peak;
 }
 
 absl::StatusOr<CgroupMemoryStat> Pipeline::ReadCgroup(TrackedCgroup& cg) {
@@ -585,20 +585,13 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
     const std::string key = RestartKey(*identity);
     auto prior = key.empty() ? restart_priors_.end() : restart_priors_.find(key);
     if (prior != restart_priors_.end()) {
-      cg.predictor->SetPriorPeak(prior->second.peak_nr_bytes, prior->second.limit_bytes);
+      cg.predictor->SetPriorPeak(prior->second.peak_bytes, prior->second.limit_bytes);
       absl::MutexLock counters_lock(&counters_mu_);
       ++counters_.restart_priors_applied;
     }
   }
   const predict::Prediction p = cg.predictor->Update(sample);
-  const uint64_t nr_bytes = predict::NonReclaimableBytes(sample);
-  if (sample.limit_bytes != cg.peak_limit_bytes) {
-    cg.peak_limit_bytes = sample.limit_bytes;  // a new limit: the peak starts again
-    cg.peak_nr_bytes = nr_bytes;
-  } else {
-    cg.peak_nr_bytes = std::max(cg.peak_nr_bytes, nr_bytes);
-  }
-  if (stat.oom_kills > 0) cg.oom_killed = true;
+  cg.run_peak.Add(sample);
   if (cg.trace != nullptr) {
     absl::Status ts = cg.trace->Append(sample);
     if (ts.ok() && cg.oom_label_ms >= 0) {

@@ -174,17 +174,10 @@ class Pipeline {
     uint64_t open_failures = 0;
     std::unique_ptr<predict::TraceWriter> trace;
     int64_t oom_label_ms = -1;  // OOM kill time (monotonic ms) not yet written to the trace
-    // This run's peak of non-reclaimable memory at its current limit, for the next run of the
-    // same workload (RestartKey); none is kept from a run that was OOM-killed.
-    uint64_t peak_nr_bytes = 0;
-    uint64_t peak_limit_bytes = 0;
-    bool oom_killed = false;
+    // This run, for the next run of the same workload (RestartKey).
+    predict::RunPeak run_peak;
     bool prior_checked = false;  // the previous run's peak was looked up
     ContainerState state;
-  };
-  struct RestartPrior {
-    uint64_t peak_nr_bytes;
-    uint64_t limit_bytes;
   };
 
   struct CachedIdentity {
@@ -229,7 +222,7 @@ class Pipeline {
   // Pointer-stable: the sampler reads files for an entry without the lock (see SampleDue).
   absl::node_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);
   // RestartKey -> the last finished run's peak (bounded, see kRestartPriorsMax).
-  absl::flat_hash_map<std::string, RestartPrior> restart_priors_ ABSL_GUARDED_BY(cgroups_mu_);
+  absl::flat_hash_map<std::string, predict::RunPeak> restart_priors_ ABSL_GUARDED_BY(cgroups_mu_);
 
   mutable absl::Mutex counters_mu_;
   PipelineCounters counters_ ABSL_GUARDED_BY(counters_mu_);

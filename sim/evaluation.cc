@@ -272,25 +272,17 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
                      options.seeds_per_class);
 }
 
-std::optional<PriorRun> PriorRunOf(const predict::Trace& trace) {
-  if (trace.header.oom_time_ms || trace.samples.empty()) return std::nullopt;
-  PriorRun prior;
-  for (const MemorySample& s : trace.samples) {
-    if (s.oom_kills > 0) return std::nullopt;
-    const uint64_t nr = predict::NonReclaimableBytes(s);
-    if (s.limit_bytes != prior.limit_bytes) {
-      prior = PriorRun{nr, s.limit_bytes};
-    } else {
-      prior.peak_bytes = std::max(prior.peak_bytes, nr);
-    }
-  }
-  if (prior.limit_bytes == 0) return std::nullopt;
-  return prior;
+std::optional<predict::RunPeak> PriorRunOf(const predict::Trace& trace) {
+  if (trace.header.oom_time_ms) return std::nullopt;
+  predict::RunPeak run;
+  for (const MemorySample& s : trace.samples) run.Add(s);
+  if (!run.usable()) return std::nullopt;
+  return run;
 }
 
 EvalReport EvaluateTraces(const predict::ModelParams& params,
                           const std::vector<predict::Trace>& traces,
-                          const std::vector<std::optional<PriorRun>>& priors) {
+                          const std::vector<std::optional<predict::RunPeak>>& priors) {
   std::array<std::vector<TraceResult>, kDetectorCount> results;
   for (size_t i = 0; i < traces.size(); ++i) {
     const predict::Trace& trace = traces[i];

@@ -108,18 +108,14 @@ struct EvalOptions {
 // Generates the split and scores every detector on the same samples.
 EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptions& options);
 // What the agent remembers of a finished run for the next one (Pipeline::RememberRun): the
-// peak of non-reclaimable memory at the run's last limit. Nothing for a run that was OOM-killed.
-struct PriorRun {
-  uint64_t peak_bytes = 0;
-  uint64_t limit_bytes = 0;
-};
-std::optional<PriorRun> PriorRunOf(const predict::Trace& trace);
+// trace's RunPeak. Nothing for a run that was OOM-killed or unlimited.
+std::optional<predict::RunPeak> PriorRunOf(const predict::Trace& trace);
 
 // Scores traces read from files (their recorded cadence). `priors`, when not empty, is aligned
 // with `traces`: each trace with a prior is replayed as the restart of that run.
 EvalReport EvaluateTraces(const predict::ModelParams& params,
                           const std::vector<predict::Trace>& traces,
-                          const std::vector<std::optional<PriorRun>>& priors = {});
+                          const std::vector<std::optional<predict::RunPeak>>& priors = {});
 
 // Samples of one simulated trace as the model's adaptive cadence reads them.
 predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params);

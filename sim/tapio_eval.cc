@@ -187,9 +187,9 @@ int main(int argc, char** argv) {
       }
       traces.push_back(std::move(*trace));
     }
-    std::vector<std::optional<sim::PriorRun>> priors;
+    std::vector<std::optional<predict::RunPeak>> priors;
     if (const std::string prior_list = absl::GetFlag(FLAGS_prior_traces); !prior_list.empty()) {
-      absl::flat_hash_map<std::string, std::optional<sim::PriorRun>> by_class;
+      absl::flat_hash_map<std::string, std::optional<predict::RunPeak>> by_class;
       for (absl::string_view path : absl::StrSplit(prior_list, ',', absl::SkipEmpty())) {
         absl::StatusOr<predict::Trace> prior = predict::ReadTraceFile(std::string(path));
         if (!prior.ok()) {

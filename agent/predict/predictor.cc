@@ -33,6 +33,17 @@ uint64_t NonReclaimableBytes(const MemorySample& s) {
   return total;
 }
 
+void RunPeak::Add(const MemorySample& s) {
+  const uint64_t nr = NonReclaimableBytes(s);
+  if (s.limit_bytes != limit_bytes) {
+    limit_bytes = s.limit_bytes;
+    peak_bytes = nr;
+  } else {
+    peak_bytes = std::max(peak_bytes, nr);
+  }
+  if (s.oom_kills > 0) oom_killed = true;
+}
+
 std::string_view PredictionStateName(Prediction::State state) {
   switch (state) {
     case Prediction::State::kNone:

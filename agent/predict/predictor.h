@@ -54,6 +54,19 @@ struct MemorySample {
 // anon + shmem + unreclaimable kernel memory, saturating.
 uint64_t NonReclaimableBytes(const MemorySample& s);
 
+// One run of a workload as the restart prior remembers it (OomPredictor::SetPriorPeak): the peak
+// of non-reclaimable memory at the run's latest limit (a new limit starts it again), and whether
+// the run was OOM-killed. The agent keeps one per tracked cgroup; tapio-eval derives it from a
+// trace.
+struct RunPeak {
+  uint64_t peak_bytes = 0;
+  uint64_t limit_bytes = 0;
+  bool oom_killed = false;
+  void Add(const MemorySample& s);
+  // What a next run may use: a limited run that was not killed.
+  bool usable() const { return !oom_killed && limit_bytes != 0; }
+};
+
 struct Prediction {
   enum class State : uint8_t { kNone = 0, kAtRisk = 1, kCleared = 2 };
   State state = State::kNone;

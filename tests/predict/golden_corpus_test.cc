@@ -134,7 +134,7 @@ TEST(GoldenCorpusTest, RestartsOfRecordedNegativesStayQuietWithTheFirstRunsPeak)
     ASSERT_TRUE(first.ok()) << entry.path() << ": no first run: " << first.status();
     ASSERT_EQ(first->header.workload_class, second->header.workload_class);
     ASSERT_FALSE(second->header.oom_time_ms.has_value()) << entry.path();
-    std::optional<PriorRun> prior = PriorRunOf(*first);
+    std::optional<predict::RunPeak> prior = PriorRunOf(*first);
     ASSERT_TRUE(prior.has_value()) << entry.path();
     ++n;
     auto plain = MakeDetector(DetectorKind::kModel, &params);
