@@ -123,7 +123,8 @@ bool ReadBpfStatsEnabled() {
 
 }  // namespace
 
-Agent::Agent(const AgentOptions& options) : options_(options), bus_(options.replay_capacity) {}
+Agent::Agent(const AgentOptions& options)
+    : options_(options), bus_(options.replay_capacity, options.replay_min_severity) {}
 
 Agent::~Agent() { Stop(); }
 
@@ -192,17 +193,19 @@ absl::Status Agent::Start() {
   if (started_) return absl::FailedPreconditionError("agent already started");
   started_ = true;
   // Counts every published event by kind without queueing anything: the filter runs inside
-  // EventBus::Publish and always declines.
+  // EventBus::Publish and always declines. It asks for nothing (Interest::None), so events that
+  // no consumer wants are not built just to be counted.
   count_sub_ = bus_.Subscribe(
       [this](const Event& e) {
         published_[static_cast<size_t>(e.kind())].fetch_add(1, std::memory_order_relaxed);
         return false;
       },
-      1);
+      1, std::nullopt, Interest::None());
   if (options_.json_output) {
     const Severity min = options_.json_min_severity;
     json_sub_ =
-        bus_.Subscribe([min](const Event& e) { return e.severity >= min; }, options_.json_queue);
+        bus_.Subscribe([min](const Event& e) { return e.severity >= min; }, options_.json_queue,
+                       std::nullopt, Interest{Interest::kAllKinds, min});
     json_ = std::thread(&Agent::JsonLoop, this);
   }
   start_time_unix_ns_ = absl::ToUnixNanos(absl::Now());

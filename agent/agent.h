@@ -45,7 +45,10 @@ struct AgentOptions {
   std::string model_file;               // "" = compiled-in defaults
   bool json_output = false;
   Severity json_min_severity = Severity::kDebug;
-  size_t replay_capacity = 65536;
+  size_t replay_capacity = kDefaultReplayCapacity;
+  // The ring keeps events of this severity and above; lower ones (RSS changes, process
+  // lifecycle) are delivered live only, and built only while some consumer asks for them.
+  Severity replay_min_severity = kDefaultReplayMinSeverity;
   size_t json_queue = 1 << 16;
   // gRPC API; "" grpc address disables it.
   bool api_enabled = true;

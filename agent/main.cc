@@ -74,8 +74,13 @@ ABSL_FLAG(int32_t, subscriber_queue, 4096,
           "told in-band), never slows the pipeline.");
 ABSL_FLAG(int32_t, max_subscribers, 64,
           "Concurrent Subscribe streams (RESOURCE_EXHAUSTED past it).");
-ABSL_FLAG(int32_t, replay_events, 65536,
+ABSL_FLAG(int32_t, replay_events, static_cast<int32_t>(tapio::kDefaultReplayCapacity),
           "Events kept for Subscribe(resume_after): the bounded replay window.");
+ABSL_FLAG(std::string, replay_min_severity, "info",
+          "Lowest severity the replay window keeps: debug, info, warning or critical. Lower "
+          "events (RSS changes, process lifecycle are debug) are delivered live only, and built "
+          "only while a consumer asks for them; a resume that wants them is told in-band "
+          "(events_lost, source replay_live_only).");
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "Prometheus /metrics listen address (host:port); '' disables metrics.");
 ABSL_FLAG(std::string, health_address, "",
@@ -152,6 +157,10 @@ int main(int argc, char** argv) {
   options.json_output = output == "json";
   if (!tapio::ParseSeverity(absl::GetFlag(FLAGS_output_min_severity), &options.json_min_severity)) {
     return Fail("--output_min_severity: want debug, info, warning or critical");
+  }
+  if (!tapio::ParseSeverity(absl::GetFlag(FLAGS_replay_min_severity),
+                            &options.replay_min_severity)) {
+    return Fail("--replay_min_severity: want debug, info, warning or critical");
   }
   auto positive = [](int32_t v) { return v > 0; };
   const int32_t snapshot_ms = absl::GetFlag(FLAGS_snapshot_interval_ms);

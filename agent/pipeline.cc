@@ -125,6 +125,14 @@ void Pipeline::BumpRecordCount(uint16_t type) {
 
 void Pipeline::Publish(Event event) { bus_->Publish(std::move(event)); }
 
+bool Pipeline::Wanted(EventKind kind, Severity severity) {
+  if (bus_->Wants(kind, severity)) return true;
+  // Single writer (the ingest thread), as BumpRecordCount.
+  events_not_built_.store(events_not_built_.load(std::memory_order_relaxed) + 1,
+                          std::memory_order_relaxed);
+  return false;
+}
+
 void Pipeline::HandleRecord(const void* data, size_t size, int64_t boot_to_unix_ns) {
   auto view = bpf::RecordView::Decode(data, size);
   if (!view.ok()) {
@@ -164,10 +172,10 @@ void Pipeline::OnOomContextRecord(const tapio_oom_context_record& r) {
 }
 
 void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot) {
-  const ProcessInfo* before_info = processes_.Find(r.hdr.pid);
-  const bool moved = before_info == nullptr || before_info->cgroup_id != r.hdr.cgroup_id;
-  ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
-                                        absl::string_view(r.hdr.comm, strnlen(r.hdr.comm, 16)));
+  bool moved = false;
+  ProcessInfo& info =
+      processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
+                        absl::string_view(r.hdr.comm, strnlen(r.hdr.comm, 16)), &moved);
   if (moved) TrackCgroup(r.hdr.cgroup_id);
   const uint64_t page = options_.page_size;
   const uint64_t before = info.rss.resident_pages() * page;
@@ -182,6 +190,7 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, b
   info.rss.anon_pages = r.rss.anon_pages;
   info.rss.swap_entries = r.rss.swap_entries;
   info.rss.shmem_pages = r.rss.shmem_pages;
+  if (!Wanted(EventKind::kRssChange, Severity::kDebug)) return;
   Event e;
   e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
   e.severity = Severity::kDebug;
@@ -198,7 +207,10 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, b
   Publish(std::move(e));
 }
 
-void Pipeline::BeginTaskSnapshot() { processes_.BeginGeneration(); }
+void Pipeline::BeginTaskSnapshot() {
+  processes_.BeginGeneration();
+  known_cgroups_.clear();
+}
 
 void Pipeline::HandleTaskRss(const tapio_rss_record& record, int64_t boot_to_unix_ns) {
   BumpRecordCount(TAPIO_REC_TASK_RSS);
@@ -380,29 +392,31 @@ void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* k
 }
 
 void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
-  ProcessLifecycle l;
-  l.pid = r.hdr.pid;
-  l.ppid = r.ppid;
-  l.comm = CommOf(r.hdr.comm);
+  const absl::string_view comm(r.hdr.comm, strnlen(r.hdr.comm, TAPIO_COMM_LEN));
+  ProcessLifecycle::Phase phase = ProcessLifecycle::Phase::kExit;
   switch (r.hdr.type) {
     case TAPIO_REC_PROC_EXEC:
     case TAPIO_REC_PROC_FORK: {
-      l.phase = r.hdr.type == TAPIO_REC_PROC_EXEC ? ProcessLifecycle::Phase::kExec
-                                                  : ProcessLifecycle::Phase::kFork;
+      phase = r.hdr.type == TAPIO_REC_PROC_EXEC ? ProcessLifecycle::Phase::kExec
+                                                : ProcessLifecycle::Phase::kFork;
       // A new process, or one its runtime moved into a container's cgroup before exec.
-      const ProcessInfo* before = processes_.Find(r.hdr.pid);
-      const bool moved = before == nullptr || before->cgroup_id != r.hdr.cgroup_id;
-      processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid, l.comm);
+      bool moved = false;
+      processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid, comm, &moved);
       if (moved) TrackCgroup(r.hdr.cgroup_id);
       break;
     }
     default:
-      l.phase = ProcessLifecycle::Phase::kExit;
-      l.exit_code = r.exit_code;
       processes_.Remove(r.hdr.pid);
       break;
   }
   if (!options_.emit_process_events) return;
+  if (!Wanted(EventKind::kProcessLifecycle, Severity::kDebug)) return;
+  ProcessLifecycle l;
+  l.phase = phase;
+  l.pid = r.hdr.pid;
+  l.ppid = r.ppid;
+  l.comm = std::string(comm);
+  if (phase == ProcessLifecycle::Phase::kExit) l.exit_code = r.exit_code;
   Event e;
   e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
   e.severity = Severity::kDebug;
@@ -439,13 +453,23 @@ void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_un
 
 void Pipeline::TrackCgroup(uint64_t cgroup_id) {
   if (cgroup_id == 0) return;
+  // Most new processes start in a cgroup already seen: answered here, without the table lock.
+  // Cleared at each task snapshot, so a cgroup the sampler forgot is looked at again.
+  if (known_cgroups_.contains(cgroup_id)) return;
   {
     absl::MutexLock lock(&cgroups_mu_);
-    if (cgroups_.contains(cgroup_id)) return;
+    if (cgroups_.contains(cgroup_id)) {
+      known_cgroups_.insert(cgroup_id);
+      return;
+    }
   }
   std::optional<std::string> path = paths_.Lookup(cgroup_id);
   if (!path) return;  // gone already
-  if (*path == "/" && !options_.sample_root) return;
+  if (*path == "/" && !options_.sample_root) {
+    known_cgroups_.insert(cgroup_id);
+    return;
+  }
+  known_cgroups_.insert(cgroup_id);
   absl::MutexLock lock(&cgroups_mu_);
   TrackedCgroup& cg = cgroups_[cgroup_id];
   cg.path = *path;
@@ -693,6 +717,7 @@ PipelineCounters Pipeline::counters() const {
   for (size_t i = 0; i < c.records_by_type.size(); ++i) {
     c.records_by_type[i] = records_by_type_[i].load(std::memory_order_relaxed);
   }
+  c.events_not_built = events_not_built_.load(std::memory_order_relaxed);
   return c;
 }
 

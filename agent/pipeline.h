@@ -21,6 +21,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -113,6 +114,9 @@ struct PipelineCounters {
   uint64_t cgroup_path_misses = 0;
   uint64_t trace_errors = 0;
   uint64_t restart_priors_applied = 0;  // runs given their workload's previous peak (RestartKey)
+  // Debug events (RSS changes, process lifecycle) not built because no consumer asked for them
+  // (EventBus::Wants): not a loss, nothing would have received them.
+  uint64_t events_not_built = 0;
   uint64_t processes = 0;
   uint64_t cgroups_tracked = 0;
 };
@@ -188,6 +192,8 @@ class Pipeline {
   void BumpRecordCount(uint16_t type);
   static bool AwaitsEnrichment(const WorkloadIdentity& id);
   void Publish(Event event);
+  // Whether any consumer takes such an event (EventBus::Wants); counts the ones not built.
+  bool Wanted(EventKind kind, Severity severity);
   void OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot);
   void OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns);
   void OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns);
@@ -217,6 +223,9 @@ class Pipeline {
   absl::flat_hash_map<uint32_t, KmsgOomSummary> kmsg_by_pid_;  // recent summaries, bounded
   absl::flat_hash_map<uint64_t, CachedIdentity> identity_cache_;
   std::array<std::atomic<uint64_t>, TAPIO_REC_MAX> records_by_type_{};
+  std::atomic<uint64_t> events_not_built_{0};
+  // cgroup ids TrackCgroup has settled (tracked, or the root left alone): no lock for them.
+  absl::flat_hash_set<uint64_t> known_cgroups_;
 
   mutable absl::Mutex cgroups_mu_;
   // Pointer-stable: the sampler reads files for an entry without the lock (see SampleDue).

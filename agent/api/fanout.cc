@@ -119,7 +119,9 @@ uint64_t StreamQueue::dropped_total() const {
 }
 
 EventFanout::EventFanout(EventBus* bus, size_t feed_capacity, WireEncoder encoder)
-    : bus_(bus), encoder_(std::move(encoder)), feed_(bus->Subscribe(nullptr, feed_capacity)) {
+    : bus_(bus),
+      encoder_(std::move(encoder)),
+      feed_(bus->Subscribe(nullptr, feed_capacity, std::nullopt, Interest::None())) {
   {
     absl::MutexLock lock(&mu_);
     last_dispatched_seq_ = bus_->last_seq();
@@ -199,6 +201,7 @@ std::shared_ptr<StreamQueue> EventFanout::Attach(const std::shared_ptr<const Eve
     absl::MutexLock lock(&mu_);
     if (stop_.load()) stream->Close();
     streams_.push_back(stream);
+    UpdateFeedInterestLocked();
     seam = last_dispatched_seq_;
   }
   if (!resume_after.has_value() || *resume_after >= seam) return stream;
@@ -206,18 +209,20 @@ std::shared_ptr<StreamQueue> EventFanout::Attach(const std::shared_ptr<const Eve
   // subscription replays them synchronously into its queue; take what is at or below the seam.
   auto replay_sub =
       bus_->Subscribe([filter](const Event& e) { return filter == nullptr || filter->Matches(e); },
-                      kReplayQueue, resume_after);
+                      kReplayQueue, resume_after, filter ? filter->interest() : Interest::All());
   std::vector<EventPtr> replay;
   while (EventPtr e = replay_sub->Next(absl::ZeroDuration())) {
     if (e->seq == 0) {
       const auto& lost = std::get<EventsLost>(e->payload);
-      if (lost.source == "replay") {
-        // The bus says what left its ring; events above the seam still reach this stream from
-        // the dispatcher (they may sit in the feed queue), so only the part <= seam is lost.
+      if (lost.source == "replay" || lost.source == "replay_live_only") {
+        // The bus says what left its ring (or was never kept); events above the seam still reach
+        // this stream from the dispatcher (they may sit in the feed queue), so only the part
+        // <= seam is lost.
         const uint64_t last = std::min(lost.last_seq, seam);
         if (last < lost.first_seq) continue;
         auto notice = std::make_shared<Event>(*e);
-        notice->payload = EventsLost{"replay", last - lost.first_seq + 1, lost.first_seq, last};
+        const uint64_t count = std::min(lost.count, last - lost.first_seq + 1);
+        notice->payload = EventsLost{lost.source, count, lost.first_seq, last};
         e = std::move(notice);
       }
     } else if (e->seq > seam) {
@@ -238,7 +243,21 @@ void EventFanout::Detach(const std::shared_ptr<StreamQueue>& stream) {
   if (it != streams_.end()) {
     retired_drops_ += (*it)->dropped_total();
     streams_.erase(it);
+    UpdateFeedInterestLocked();
   }
+}
+
+void EventFanout::UpdateFeedInterestLocked() {
+  // The union of the streams' filters: with no stream attached the feed asks for nothing, and
+  // the pipeline need not build events only a client would have wanted.
+  Interest all{0, Severity::kCritical};
+  for (const auto& stream : streams_) {
+    const Interest i = stream->filter_ ? stream->filter_->interest() : Interest::All();
+    if (i.kinds == 0) continue;
+    all.kinds |= i.kinds;
+    all.min_severity = std::min(all.min_severity, i.min_severity);
+  }
+  bus_->SetInterest(feed_, all);
 }
 
 size_t EventFanout::stream_count() const {

@@ -125,6 +125,8 @@ class EventFanout {
   // Offers one feed event (or the feed's own loss) to every stream; collects those to wake.
   void DispatchLocked(const EventPtr& event, std::vector<std::shared_ptr<StreamQueue>>* to_wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Declares to the bus what the attached streams can take (EventBus::Wants).
+  void UpdateFeedInterestLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   EventBus* const bus_;
   const WireEncoder encoder_;

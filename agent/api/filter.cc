@@ -355,6 +355,11 @@ bool CompiledSelector::matches_everything() const {
          labels_.empty() && kind_mask_ == 0;
 }
 
+bool CompiledSelector::matches_every_identity() const {
+  return namespaces_.empty() && pod_name_patterns_.empty() && container_names_.empty() &&
+         labels_.empty();
+}
+
 bool CompiledSelector::MatchesIdentity(const WorkloadIdentity& id) const {
   if (!namespaces_.empty() &&
       std::find(namespaces_.begin(), namespaces_.end(), id.pod_namespace) == namespaces_.end()) {
@@ -399,6 +404,18 @@ absl::StatusOr<EventFilter> EventFilter::Compile(const FilterSpec& spec) {
   }
   if (spec.min_severity.has_value()) filter.min_severity_ = *spec.min_severity;
   return filter;
+}
+
+Interest EventFilter::interest() const {
+  Interest interest{0, min_severity_};
+  if (allow_.empty()) interest.kinds = Interest::kAllKinds;
+  for (const CompiledSelector& s : allow_) {
+    interest.kinds |= s.kind_mask() == 0 ? Interest::kAllKinds : s.kind_mask();
+  }
+  for (const CompiledSelector& s : deny_) {
+    if (s.matches_every_identity()) interest.kinds &= ~s.kind_mask();
+  }
+  return interest;
 }
 
 bool EventFilter::Matches(const Event& event) const {

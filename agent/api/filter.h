@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "agent/core/event.h"
+#include "agent/core/event_bus.h"
 
 namespace tapio::api {
 
@@ -110,7 +111,10 @@ class CompiledSelector {
   // Ignores event_kinds: for snapshots (ListContainers), which are about identities, not events.
   bool MatchesIdentity(const WorkloadIdentity& identity) const;
   bool has_event_kinds() const { return kind_mask_ != 0; }
+  uint32_t kind_mask() const { return kind_mask_; }  // 0 = any kind
   bool matches_everything() const;
+  // No namespace, pod, container or label constraint: only the event kinds (if any) decide.
+  bool matches_every_identity() const;
 
  private:
   std::vector<std::string> namespaces_;
@@ -128,6 +132,9 @@ class EventFilter {
 
   // Thread-safe (const, no mutable state). Never allocates.
   bool Matches(const Event& event) const;
+  // The kinds and severities this filter can match at all (EventBus::Wants): the allowed kinds,
+  // less those a kinds-only deny selector removes entirely.
+  Interest interest() const;
 
  private:
   std::vector<CompiledSelector> allow_;

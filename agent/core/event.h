@@ -138,7 +138,7 @@ struct ProcessLifecycle {
 };
 
 struct EventsLost {
-  std::string source;  // "ringbuf", "perfbuf", "subscriber_queue", "replay"
+  std::string source;  // "ringbuf", "perfbuf", "subscriber_queue", "replay", "replay_live_only"
   uint64_t count = 0;
   uint64_t first_seq = 0;  // gap in the bus sequence, when known (0 otherwise)
   uint64_t last_seq = 0;

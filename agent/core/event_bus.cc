@@ -24,8 +24,14 @@ EventPtr MakeLostNotice(const char* source, uint64_t count, uint64_t first_seq, 
   return notice;
 }
 
-EventBus::Subscription::Subscription(Filter filter, size_t capacity)
-    : filter_(std::move(filter)), queue_(capacity) {}
+Interest Interest::Kinds(std::initializer_list<EventKind> kinds, Severity min) {
+  Interest interest{0, min};
+  for (EventKind kind : kinds) interest.kinds |= 1u << static_cast<unsigned>(kind);
+  return interest;
+}
+
+EventBus::Subscription::Subscription(Filter filter, size_t capacity, Interest interest)
+    : filter_(std::move(filter)), interest_(interest), queue_(capacity) {}
 
 void EventBus::Subscription::Offer(const EventPtr& event) {
   if (filter_ && !filter_(*event)) return;
@@ -72,38 +78,88 @@ uint64_t EventBus::Subscription::delivered_total() const {
   return delivered_total_;
 }
 
-EventBus::EventBus(size_t replay_capacity) : replay_capacity_(replay_capacity) {}
+EventBus::EventBus(size_t replay_capacity, Severity replay_min_severity)
+    : replay_capacity_(replay_capacity), replay_min_severity_(replay_min_severity) {
+  absl::MutexLock lock(&mu_);
+  RecomputeWantedLocked();
+}
+
+void EventBus::RecomputeWantedLocked() {
+  constexpr uint8_t kNobody = 0xff;
+  std::array<uint8_t, kEventKindCount> min;
+  min.fill(replay_capacity_ > 0 ? static_cast<uint8_t>(replay_min_severity_) : kNobody);
+  for (const auto& sub : subscribers_) {
+    for (int k = 0; k < kEventKindCount; ++k) {
+      if ((sub->interest_.kinds >> k & 1u) == 0) continue;
+      min[k] = std::min(min[k], static_cast<uint8_t>(sub->interest_.min_severity));
+    }
+  }
+  for (int k = 0; k < kEventKindCount; ++k) min_wanted_[k].store(min[k], std::memory_order_relaxed);
+}
 
 EventPtr EventBus::Publish(Event event) {
   if (!event.identity) event.identity = AgentIdentity();
   absl::MutexLock lock(&mu_);
   event.seq = next_seq_++;
   auto shared = std::make_shared<const Event>(std::move(event));
-  if (replay_capacity_ > 0) {
-    if (replay_.size() >= replay_capacity_) replay_.pop_front();
+  if (replay_capacity_ > 0 && shared->severity >= replay_min_severity_) {
+    if (replay_.size() >= replay_capacity_) {
+      evicted_through_seq_ = replay_.front()->seq;
+      replay_.pop_front();
+    }
     replay_.push_back(shared);
+  } else {
+    live_only_kinds_ |= 1u << static_cast<unsigned>(shared->kind());
   }
   for (const auto& sub : subscribers_) sub->Offer(shared);
   return shared;
 }
 
 std::shared_ptr<EventBus::Subscription> EventBus::Subscribe(Filter filter, size_t queue_capacity,
-                                                            std::optional<uint64_t> resume_after) {
-  auto sub = std::make_shared<Subscription>(std::move(filter), queue_capacity);
+                                                            std::optional<uint64_t> resume_after,
+                                                            Interest interest) {
+  auto sub = std::make_shared<Subscription>(std::move(filter), queue_capacity, interest);
   absl::MutexLock lock(&mu_);
   if (resume_after.has_value()) {
     const uint64_t want_from = *resume_after + 1;
-    const uint64_t oldest = replay_.empty() ? next_seq_ : replay_.front()->seq;
-    if (want_from < oldest) {
+    const uint64_t last = next_seq_ - 1;
+    // Gone from the ring (or never kept: no ring at all).
+    const uint64_t lost_through = replay_capacity_ == 0 ? last : evicted_through_seq_;
+    std::vector<EventPtr> notices;
+    if (want_from <= lost_through) {
+      notices.push_back(
+          MakeLostNotice("replay", lost_through - want_from + 1, want_from, lost_through));
+    }
+    // Still in the window but below the ring's severity (of a kind this subscriber takes):
+    // delivered live only.
+    const uint64_t from = std::max(want_from, lost_through + 1);
+    if (from <= last && interest.min_severity < replay_min_severity_ &&
+        (interest.kinds & live_only_kinds_) != 0) {
+      uint64_t retained = 0;
+      for (auto it = replay_.rbegin(); it != replay_.rend() && (*it)->seq >= from; ++it) ++retained;
+      const uint64_t live_only = last - from + 1 - retained;
+      if (live_only > 0) {
+        notices.push_back(MakeLostNotice("replay_live_only", live_only, from, last));
+      }
+    }
+    if (!notices.empty()) {
       absl::MutexLock sub_lock(&sub->mu_);
-      sub->queue_.PushFront({MakeLostNotice("replay", oldest - want_from, want_from, oldest - 1)});
+      sub->queue_.PushFront(std::move(notices));
     }
     for (const auto& event : replay_) {
       if (event->seq >= want_from) sub->Offer(event);
     }
   }
   subscribers_.push_back(sub);
+  RecomputeWantedLocked();
   return sub;
+}
+
+void EventBus::SetInterest(const std::shared_ptr<Subscription>& subscription, Interest interest) {
+  if (!subscription) return;
+  absl::MutexLock lock(&mu_);
+  subscription->interest_ = interest;
+  RecomputeWantedLocked();
 }
 
 void EventBus::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
@@ -114,6 +170,7 @@ void EventBus::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
   if (it != subscribers_.end()) {
     retired_drops_ += (*it)->dropped_total();
     subscribers_.erase(it);
+    RecomputeWantedLocked();
   }
 }
 

@@ -20,9 +20,10 @@ void ProcessTable::Account(uint64_t cgroup_id, int delta) {
 }
 
 ProcessInfo& ProcessTable::Upsert(uint32_t pid, uint64_t cgroup_id, uint64_t start_time_ns,
-                                  uint32_t ppid, absl::string_view comm) {
+                                  uint32_t ppid, absl::string_view comm, bool* moved) {
   auto [it, inserted] = processes_.try_emplace(pid);
   ProcessInfo& info = it->second;
+  if (moved != nullptr) *moved = inserted || info.cgroup_id != cgroup_id;
   if (!inserted && start_time_ns != 0 && info.start_time_ns != 0 &&
       info.start_time_ns != start_time_ns) {
     info.rss = ProcessRss{};  // pid reused by a new process

@@ -34,8 +34,9 @@ struct ProcessInfo {
 class ProcessTable {
  public:
   // Inserts or updates; a different start time means the pid was reused: the entry is replaced.
+  // `moved` (optional) is set when the pid is new or now in another cgroup. One hash lookup.
   ProcessInfo& Upsert(uint32_t pid, uint64_t cgroup_id, uint64_t start_time_ns, uint32_t ppid,
-                      absl::string_view comm);
+                      absl::string_view comm, bool* moved = nullptr);
   ProcessInfo* Find(uint32_t pid);
   // Removes the pid; returns false if it was not known.
   bool Remove(uint32_t pid);

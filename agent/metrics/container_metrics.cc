@@ -142,6 +142,11 @@ ContainerMetrics::ContainerMetrics(Options options) : options_(std::move(options
 
 absl::Time ContainerMetrics::Now() const { return options_.clock ? options_.clock() : absl::Now(); }
 
+Interest ContainerMetrics::Observed() {
+  return Interest::Kinds({EventKind::kMemoryUsage, EventKind::kOomKill, EventKind::kOomPrediction,
+                          EventKind::kMemoryPressure, EventKind::kEventsLost});
+}
+
 void ContainerMetrics::Observe(const Event& event) {
   const absl::Time now = Now();
   absl::MutexLock lock(&mu_);
@@ -179,7 +184,7 @@ void ContainerMetrics::Observe(const Event& event) {
           c.psi_full_avg10 = p.psi_full_avg10;
         }
         // RssChange, ProcessLifecycle: per-process detail, not exported per container (the
-        // cardinality of per-pid series is unbounded); they still keep the container fresh.
+        // cardinality of per-pid series is unbounded), and not subscribed to (Observed()).
       },
       event.payload);
 }

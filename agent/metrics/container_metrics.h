@@ -51,6 +51,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/core/event.h"
+#include "agent/core/event_bus.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -107,6 +108,9 @@ class ContainerMetrics : public prometheus::Collectable {
   // tapio_metrics_invalid_events_total and otherwise ignored. EventsLost events are counted in
   // tapio_metrics_events_lost_total{source} (losses the metrics feed itself saw).
   void Observe(const Event& event);
+  // The events Observe exports something for: what a metrics feed subscribes to. Per-process
+  // detail (RSS changes, process lifecycle) is not among them.
+  static Interest Observed();
 
   // Deletes every series of this cgroup. Unknown ids are ignored. A later event recreates them
   // (with counters starting again from zero, which Prometheus treats as a counter reset).

@@ -46,7 +46,12 @@ absl::StatusOr<std::unique_ptr<MetricsExporter>> MetricsExporter::Create(Options
 
   if (options.bus != nullptr) {
     exporter->bus_ = options.bus;
-    exporter->subscription_ = options.bus->Subscribe(nullptr, options.bus_queue_capacity);
+    // Only what the metrics export: the pipeline need not build per-process detail for them.
+    // The filter keeps out what other consumers asked for, so it never queues behind it.
+    const Interest observed = ContainerMetrics::Observed();
+    exporter->subscription_ = options.bus->Subscribe(
+        [observed](const Event& e) { return observed.Admits(e.kind(), e.severity); },
+        options.bus_queue_capacity, std::nullopt, observed);
     exporter->feed_thread_ = std::thread([e = exporter.get()] { e->FeedLoop(); });
   }
   TAPIO_LOG(kInfo, "metrics: serving /metrics on %s (port %d)", options.listen_address,

@@ -143,6 +143,45 @@ TEST_F(PipelineTest, MalformedRecordsAreCountedAndSkipped) {
   EXPECT_EQ(pipeline_->counters().records_malformed, 2u);
 }
 
+TEST_F(PipelineTest, EventsNobodyAsksForAreNotBuiltButTheStateStillFollows) {
+  EventBus bus(1024, Severity::kInfo);  // the agent's ring: debug events are live only
+  Pipeline pipeline(options_, layout_, &bus, &resolver_, &params_);
+  auto sub = bus.Subscribe(nullptr, 64, std::nullopt, Interest::Kinds({EventKind::kOomKill}));
+  auto drain = [&sub] {
+    std::vector<EventPtr> out;
+    while (EventPtr e = sub->Next(absl::ZeroDuration())) out.push_back(e);
+    return out;
+  };
+  tapio_proc_record exec{};
+  exec.hdr = Header(TAPIO_REC_PROC_EXEC, 300, ctr_, "app");
+  pipeline.HandleRecord(&exec, sizeof(exec), 0);
+  tapio_rss_record r{};
+  r.hdr = Header(TAPIO_REC_RSS_CHANGE, 300, ctr_, "app");
+  r.rss.anon_pages = 1000;
+  pipeline.HandleRecord(&r, sizeof(r), 0);
+  EXPECT_TRUE(drain().empty());
+  EXPECT_EQ(pipeline.counters().events_not_built, 2u);
+  EXPECT_EQ(bus.last_seq(), 0u);
+  // Once a consumer asks again, the next RSS change's delta counts from the unpublished one.
+  bus.SetInterest(sub, Interest::All());
+  r.rss.anon_pages = 1500;
+  pipeline.HandleRecord(&r, sizeof(r), 0);
+  auto events = drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<RssChange>(events[0]->payload).delta_bytes, 500 * 4096);
+  EXPECT_EQ(events[0]->identity->cgroup_id, ctr_);
+  EXPECT_EQ(pipeline.counters().events_not_built, 2u);
+  // The process table followed too: an OOM record without a cgroup resolves through it.
+  bus.SetInterest(sub, Interest::Kinds({EventKind::kOomKill}));
+  tapio_oom_record oom{};
+  oom.hdr = Header(TAPIO_REC_OOM_KILL, 300, 0, "app");
+  pipeline.HandleRecord(&oom, sizeof(oom), 0);
+  pipeline.FlushPendingOoms(absl::Now() + absl::Seconds(60), /*all=*/true);
+  events = drain();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]->identity->cgroup_id, ctr_);
+}
+
 TEST_F(PipelineTest, SnapshotsReportOnlyMovesPastTheThreshold) {
   tapio_rss_record r{};
   r.hdr = Header(TAPIO_REC_TASK_RSS, 100, ctr_, "app");

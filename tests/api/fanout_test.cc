@@ -155,5 +155,25 @@ TEST(EventFanoutTest, FilterAppliesPerStream) {
   EXPECT_EQ(e->seq, 2u);
 }
 
+TEST(EventFanoutTest, TheFeedAsksTheBusForWhatTheStreamsCanTake) {
+  EventBus bus(0);  // no ring: only subscriptions decide what is wanted
+  EventFanout fanout(&bus, 64);
+  EXPECT_FALSE(bus.Wants(EventKind::kOomKill, Severity::kCritical));  // no stream yet
+  FilterSpec ooms;
+  SelectorSpec kinds;
+  kinds.event_kinds = {EventKind::kOomKill};
+  ooms.allow = {kinds};
+  auto a = fanout.Attach(std::make_shared<const EventFilter>(*EventFilter::Compile(ooms)), 16,
+                         std::nullopt);
+  EXPECT_TRUE(bus.Wants(EventKind::kOomKill, Severity::kCritical));
+  EXPECT_FALSE(bus.Wants(EventKind::kRssChange, Severity::kDebug));
+  auto b = fanout.Attach(AcceptAll(), 16, std::nullopt);
+  EXPECT_TRUE(bus.Wants(EventKind::kRssChange, Severity::kDebug));
+  fanout.Detach(b);
+  EXPECT_FALSE(bus.Wants(EventKind::kRssChange, Severity::kDebug));
+  fanout.Detach(a);
+  EXPECT_FALSE(bus.Wants(EventKind::kOomKill, Severity::kCritical));
+}
+
 }  // namespace
 }  // namespace tapio::api

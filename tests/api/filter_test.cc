@@ -282,5 +282,31 @@ TEST(CompiledSelectorTest, IdentityMatchIgnoresEventKinds) {
   EXPECT_FALSE(s->MatchesIdentity(*Pod("dev", "p", "c")));
 }
 
+TEST(EventFilterTest, InterestIsTheKindsAndSeverityItCanMatchAtAll) {
+  EXPECT_EQ(MustCompile(FilterSpec{}).interest().kinds, Interest::kAllKinds);
+  FilterSpec spec;
+  SelectorSpec ooms, web;
+  ooms.event_kinds = {EventKind::kOomKill};
+  web.pod_name_patterns = {"web-*"};
+  web.event_kinds = {EventKind::kOomPrediction, EventKind::kRssChange};
+  spec.allow = {ooms, web};
+  SelectorSpec no_rss, no_usage_in_prod;
+  no_rss.event_kinds = {EventKind::kRssChange};  // kinds only: removes RSS changes everywhere
+  no_usage_in_prod.namespaces = {"prod"};
+  no_usage_in_prod.event_kinds = {EventKind::kOomPrediction};  // one namespace: keeps the kind
+  spec.deny = {no_rss, no_usage_in_prod};
+  spec.min_severity = Severity::kWarning;
+  const Interest i = MustCompile(spec).interest();
+  EXPECT_TRUE(i.Admits(EventKind::kOomKill, Severity::kCritical));
+  EXPECT_TRUE(i.Admits(EventKind::kOomPrediction, Severity::kWarning));
+  EXPECT_FALSE(i.Admits(EventKind::kOomPrediction, Severity::kInfo));
+  EXPECT_FALSE(i.Admits(EventKind::kRssChange, Severity::kCritical));
+  EXPECT_FALSE(i.Admits(EventKind::kMemoryUsage, Severity::kCritical));
+  // A selector without kinds allows every kind.
+  FilterSpec any;
+  any.allow = {web, SelectorSpec{{"prod"}, {}, {}, "", {}}};
+  EXPECT_EQ(MustCompile(any).interest().kinds, Interest::kAllKinds);
+}
+
 }  // namespace
 }  // namespace tapio::api
