@@ -13,6 +13,7 @@
 
 #include "agent/bpf/record.h"
 #include "agent/pipeline.h"
+#include "bench/support/agent_consumers.h"
 
 namespace tapio {
 namespace {
@@ -108,29 +109,30 @@ void BM_DecodeOnly(benchmark::State& state) {
 }
 BENCHMARK(BM_DecodeOnly);
 
-// The agent's configuration: a counting subscription (declines everything) and the replay ring,
-// lifecycle events on. arg 0: JSON-free; every record becomes a published event where the
-// pipeline would publish one.
+// The agent's consumers (bench/support/agent_consumers.h), lifecycle events on. arg 0: the
+// default (nobody asks for debug events, so RSS changes and lifecycle are not built); arg 1: a
+// firehose subscriber too (every record becomes a published event where the pipeline would
+// publish one).
 void BM_PipelineIngest(benchmark::State& state) {
   const RecordBuffer buf = MakeRecords(1 << 16);
   CgroupLayout layout;
   layout.unified_root = kRoot;
   layout.memory_on_unified = true;
   PipelineOptions options;
-  EventBus bus(65536);
+  bench::AgentConsumers consumers(static_cast<bench::Consumers>(state.range(0)));
   PathIdentityResolver resolver;
   predict::ModelParams params;
-  Pipeline pipeline(options, layout, &bus, &resolver, &params);
-  auto counter = bus.Subscribe([](const Event&) { return false; }, 1);
+  Pipeline pipeline(options, layout, &consumers.bus, &resolver, &params);
   size_t i = 0;
   for (auto _ : state) {
     const auto& [data, size] = buf.records[i++ & 0xffff];
     pipeline.HandleRecord(data, size, 0);
   }
   state.SetItemsProcessed(state.iterations());
-  state.counters["published"] = static_cast<double>(bus.last_seq());
+  state.counters["published"] = static_cast<double>(consumers.bus.last_seq());
+  state.counters["not_built"] = static_cast<double>(pipeline.counters().events_not_built);
 }
-BENCHMARK(BM_PipelineIngest);
+BENCHMARK(BM_PipelineIngest)->ArgName("firehose")->Arg(0)->Arg(1);
 
 }  // namespace
 }  // namespace tapio

@@ -47,6 +47,7 @@
 #include "benchmark/benchmark.h"
 #if TAPIO_BENCH_PIPELINE
 #include "agent/pipeline.h"
+#include "bench/support/agent_consumers.h"
 #endif
 #include "bpf/ringbuf_producer.skel.h"
 #include "tests/support/test_cgroup.h"
@@ -425,8 +426,8 @@ int PipelineRecord(void* ctx, void* data, size_t size) {
   return 0;
 }
 
-// The agent's configuration, as BM_PipelineIngest (bench/agent/ingest_bench.cc): a counting
-// subscription that declines everything and the replay ring, lifecycle events on. Each iteration
+// The agent's consumers, as BM_PipelineIngest (bench/agent/ingest_bench.cc), lifecycle events on;
+// arg firehose:1 adds a subscriber that takes every event. Each iteration
 // is a pair, order alternated: one fill drained bare, one identical fill drained through the
 // pipeline. The iteration time is the pipeline drain's. One untimed pair first fills the process
 // table, the tracked cgroups and the identity cache (the agent's steady state).
@@ -437,11 +438,11 @@ void BM_RingbufPipelineDrain(benchmark::State& state) {
   CgroupLayout layout;
   layout.unified_root = TAPIO_FIXTURE_CGROUP2;
   layout.memory_on_unified = true;
-  EventBus bus(65536);
+  bench::AgentConsumers consumers(static_cast<bench::Consumers>(state.range(0)));
+  EventBus& bus = consumers.bus;
   PathIdentityResolver resolver;
   predict::ModelParams params;
   Pipeline pipeline(PipelineOptions{}, layout, &bus, &resolver, &params);
-  auto counter = bus.Subscribe([](const Event&) { return false; }, 1);
   uint64_t sum = 0;
   PipelineSink sink{&pipeline, BootToUnixOffsetNs()};
   ring_buffer* bare = p.Ring(&CountRecord<false>, &sum);
@@ -485,7 +486,13 @@ void BM_RingbufPipelineDrain(benchmark::State& state) {
   state.counters["tracked_cgroups"] = static_cast<double>(pipeline.Containers().size());
   state.counters["dropped_in_producer"] = static_cast<double>(p.skel->bss->dropped);
 }
-BENCHMARK(BM_RingbufPipelineDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RingbufPipelineDrain)
+    ->ArgName("firehose")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(20)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 #endif
 
 // One iter/task pass over every process of the machine, records validated and counted.
