@@ -21,6 +21,14 @@ std::shared_ptr<const EventFilter> AcceptAll() {
   return std::make_shared<const EventFilter>(*EventFilter::Compile(FilterSpec{}));
 }
 
+std::shared_ptr<const EventFilter> OnlyKind(EventKind kind) {
+  FilterSpec spec;
+  SelectorSpec selector;
+  selector.event_kinds = {kind};
+  spec.allow = {selector};
+  return std::make_shared<const EventFilter>(*EventFilter::Compile(spec));
+}
+
 // Reads until the stream has been idle for 300 ms (callers publish everything first, or join
 // their publisher before the stream can go idle); returns the seqs and adds up the losses.
 std::vector<uint64_t> ReadAll(StreamQueue* stream, uint64_t* lost) {
@@ -140,12 +148,7 @@ TEST(EventFanoutTest, SlowStreamLosesOnlyItsOwnEvents) {
 TEST(EventFanoutTest, FilterAppliesPerStream) {
   EventBus bus(1024);
   EventFanout fanout(&bus, 1024);
-  FilterSpec spec;
-  SelectorSpec only_kills;
-  only_kills.event_kinds = {EventKind::kOomKill};
-  spec.allow = {only_kills};
-  auto kills = fanout.Attach(std::make_shared<const EventFilter>(*EventFilter::Compile(spec)), 16,
-                             std::nullopt);
+  auto kills = fanout.Attach(OnlyKind(EventKind::kOomKill), 16, std::nullopt);
   bus.Publish(Usage(1));
   Event kill;
   kill.payload = OomKill{};
@@ -159,12 +162,7 @@ TEST(EventFanoutTest, TheFeedAsksTheBusForWhatTheStreamsCanTake) {
   EventBus bus(0);  // no ring: only subscriptions decide what is wanted
   EventFanout fanout(&bus, 64);
   EXPECT_FALSE(bus.Wants(EventKind::kOomKill, Severity::kCritical));  // no stream yet
-  FilterSpec ooms;
-  SelectorSpec kinds;
-  kinds.event_kinds = {EventKind::kOomKill};
-  ooms.allow = {kinds};
-  auto a = fanout.Attach(std::make_shared<const EventFilter>(*EventFilter::Compile(ooms)), 16,
-                         std::nullopt);
+  auto a = fanout.Attach(OnlyKind(EventKind::kOomKill), 16, std::nullopt);
   EXPECT_TRUE(bus.Wants(EventKind::kOomKill, Severity::kCritical));
   EXPECT_FALSE(bus.Wants(EventKind::kRssChange, Severity::kDebug));
   auto b = fanout.Attach(AcceptAll(), 16, std::nullopt);
