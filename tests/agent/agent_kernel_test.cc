@@ -216,9 +216,10 @@ TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
     fclose(f);
   }
   const std::string model_flag = "--model_file=" + bad_model;
-  for (const char* flag : {"--ringbuf_kib=3", "--health_address=unix:///x", "--attribution=magic",
-                           "--metrics_labels=bogus", "--output=xml", "--model_file=/nonexistent",
-                           model_flag.c_str(), "--record_traces_dir=/nonexistent"}) {
+  for (const char* flag :
+       {"--ringbuf_kib=3", "--health_address=unix:///x", "--attribution=magic",
+        "--metrics_labels=bogus", "--output=xml", "--model_file=/nonexistent", model_flag.c_str(),
+        "--record_traces_dir=/nonexistent", "--replay_min_severity=loud"}) {
     auto agent = AgentProcess::Start({flag}, absl::Seconds(10));
     ASSERT_FALSE(agent.ok()) << flag;
     const std::string name = std::string(flag).substr(0, std::string(flag).find('='));
