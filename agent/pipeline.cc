@@ -24,9 +24,13 @@ constexpr size_t kMaxKmsgSummaries = 256;
 // Finished runs remembered for the restart prior (one entry per workload).
 constexpr size_t kRestartPriorsMax = 4096;
 
-std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) {
-  return std::string(comm, strnlen(comm, TAPIO_COMM_LEN));
+// bpf::CommView as the absl::string_view the process table takes (not std's in this abseil).
+absl::string_view CommView(const char (&comm)[TAPIO_COMM_LEN]) {
+  const std::string_view v = bpf::CommView(comm);
+  return absl::string_view(v.data(), v.size());
 }
+
+std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) { return std::string(CommView(comm)); }
 
 int64_t ClockNs(clockid_t clock) {
   struct timespec ts;
@@ -173,9 +177,8 @@ void Pipeline::OnOomContextRecord(const tapio_oom_context_record& r) {
 
 void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot) {
   bool moved = false;
-  ProcessInfo& info =
-      processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
-                        absl::string_view(r.hdr.comm, strnlen(r.hdr.comm, 16)), &moved);
+  ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
+                                        CommView(r.hdr.comm), &moved);
   if (moved) TrackCgroup(r.hdr.cgroup_id);
   const uint64_t page = options_.page_size;
   const uint64_t before = info.rss.resident_pages() * page;
@@ -392,7 +395,7 @@ void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* k
 }
 
 void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
-  const absl::string_view comm(r.hdr.comm, strnlen(r.hdr.comm, TAPIO_COMM_LEN));
+  const absl::string_view comm = CommView(r.hdr.comm);
   ProcessLifecycle::Phase phase = ProcessLifecycle::Phase::kExit;
   switch (r.hdr.type) {
     case TAPIO_REC_PROC_EXEC:
@@ -465,11 +468,8 @@ void Pipeline::TrackCgroup(uint64_t cgroup_id) {
   }
   std::optional<std::string> path = paths_.Lookup(cgroup_id);
   if (!path) return;  // gone already
-  if (*path == "/" && !options_.sample_root) {
-    known_cgroups_.insert(cgroup_id);
-    return;
-  }
   known_cgroups_.insert(cgroup_id);
+  if (*path == "/" && !options_.sample_root) return;
   absl::MutexLock lock(&cgroups_mu_);
   TrackedCgroup& cg = cgroups_[cgroup_id];
   cg.path = *path;
