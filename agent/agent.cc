@@ -298,8 +298,8 @@ void Agent::IngestLoop() {
   };
   while (!stopping_.load()) {
     const int64_t offset = BootToUnixOffsetNs();
-    auto handled = tracker_->Poll(100, [this, offset](const void* data, size_t size) {
-      pipeline_->HandleRecord(data, size, offset);
+    auto handled = tracker_->PollBatches(100, [this, offset](const bpf::RecordBatch& batch) {
+      pipeline_->HandleRecords(batch, offset);
     });
     if (!handled.ok()) {
       if (poll_errors_.fetch_add(1) % 100 == 0) {
@@ -335,9 +335,10 @@ void Agent::IngestLoop() {
   }
   // Drain: what the kernel produced before we stopped is delivered, not dropped.
   for (int i = 0; i < 64; ++i) {
-    auto n = tracker_->Poll(0, [this, offset = BootToUnixOffsetNs()](const void* d, size_t s) {
-      pipeline_->HandleRecord(d, s, offset);
-    });
+    auto n = tracker_->PollBatches(
+        0, [this, offset = BootToUnixOffsetNs()](const bpf::RecordBatch& batch) {
+          pipeline_->HandleRecords(batch, offset);
+        });
     if (!n.ok() || *n == 0) break;
   }
   drain_kmsg();

@@ -7,11 +7,13 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "agent/bpf/record.h"
 #include "agent/core/file_util.h"
 #include "agent/core/log.h"
+#include "agent/core/prefetch.h"
 
 namespace tapio {
 namespace {
@@ -23,14 +25,10 @@ constexpr size_t kIdentityCacheMax = 65536;
 constexpr size_t kMaxKmsgSummaries = 256;
 // Finished runs remembered for the restart prior (one entry per workload).
 constexpr size_t kRestartPriorsMax = 4096;
+// Reclaim passes are folded into their cgroups at least this often (record time, ns).
+constexpr uint64_t kReclaimFoldNs = 10'000'000;
 
-// bpf::CommView as the absl::string_view the process table takes (not std's in this abseil).
-absl::string_view CommView(const char (&comm)[TAPIO_COMM_LEN]) {
-  const std::string_view v = bpf::CommView(comm);
-  return absl::string_view(v.data(), v.size());
-}
-
-std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) { return std::string(CommView(comm)); }
+std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) { return std::string(bpf::CommView(comm)); }
 
 int64_t ClockNs(clockid_t clock) {
   struct timespec ts;
@@ -137,26 +135,69 @@ bool Pipeline::Wanted(EventKind kind, Severity severity) {
   return false;
 }
 
-void Pipeline::HandleRecord(const void* data, size_t size, int64_t boot_to_unix_ns) {
-  auto view = bpf::RecordView::Decode(data, size);
-  if (!view.ok()) {
-    absl::MutexLock lock(&counters_mu_);
-    if (counters_.records_malformed++ == 0) {
-      TAPIO_LOG(kWarning, "malformed BPF record (counted, skipped): %s", view.status().ToString());
-    }
-    return;
+void Pipeline::CountMalformed(const void* data, size_t size) {
+  absl::MutexLock lock(&counters_mu_);
+  if (counters_.records_malformed++ == 0) {
+    TAPIO_LOG(kWarning, "malformed BPF record (counted, skipped): %s",
+              bpf::RecordView::Decode(data, size).status().ToString());
   }
-  BumpRecordCount(view->type());
-  if (const tapio_rss_record* r = view->rss()) {
-    OnRssRecord(*r, boot_to_unix_ns, /*from_snapshot=*/false);
-  } else if (const tapio_oom_record* r = view->oom_kill()) {
-    OnOomRecord(*r, boot_to_unix_ns);
-  } else if (const tapio_proc_record* r = view->proc()) {
-    OnProcRecord(*r, boot_to_unix_ns);
-  } else if (const tapio_reclaim_record* r = view->reclaim()) {
-    OnReclaimRecord(*r, boot_to_unix_ns);
-  } else if (const tapio_oom_context_record* r = view->oom_context()) {
-    OnOomContextRecord(*r);
+}
+
+inline ABSL_ATTRIBUTE_ALWAYS_INLINE void Pipeline::Dispatch(const void* data, size_t size,
+                                                            int64_t boot_to_unix_ns) {
+  if (!bpf::IsWellFormed(data, size)) return CountMalformed(data, size);
+  const bpf::RecordView view = bpf::RecordView::OfWellFormed(data);
+  BumpRecordCount(view.type());
+  switch (view.type()) {
+    case TAPIO_REC_RSS_CHANGE:
+    case TAPIO_REC_TASK_RSS:
+      OnRssRecord(*view.rss(), boot_to_unix_ns, /*from_snapshot=*/false);
+      break;
+    case TAPIO_REC_OOM_KILL:
+      OnOomRecord(*view.oom_kill(), boot_to_unix_ns);
+      break;
+    case TAPIO_REC_PROC_EXEC:
+    case TAPIO_REC_PROC_FORK:
+    case TAPIO_REC_PROC_EXIT:
+      OnProcRecord(*view.proc(), boot_to_unix_ns);
+      break;
+    case TAPIO_REC_RECLAIM:
+      OnReclaimRecord(*view.reclaim(), boot_to_unix_ns);
+      break;
+    case TAPIO_REC_OOM_CONTEXT:
+      OnOomContextRecord(*view.oom_context());
+      break;
+    default:  // IsWellFormed knows no other type
+      break;
+  }
+}
+
+void Pipeline::HandleRecord(const void* data, size_t size, int64_t boot_to_unix_ns) {
+  Dispatch(data, size, boot_to_unix_ns);
+}
+
+void Pipeline::HandleRecords(const bpf::RecordBatch& batch, int64_t boot_to_unix_ns) {
+  // Two kinds of memory wait would otherwise add up per record (bench/bpf
+  // BM_RingbufPipelineDrain): the process table, the one random access of nearly every record,
+  // whose slot for record i + kAhead is requested while record i is handled; and the ring
+  // itself, which the reader walks header by header after this returns: two of its next lines
+  // are requested per record handled here, so they arrive while the work is done.
+  constexpr size_t kAhead = 8;
+  const bpf::RawRecord* records = batch.records;
+  const size_t count = batch.count;
+  auto prefetch = [&](size_t i) {
+    if (records[i].size >= sizeof(tapio_header)) {
+      processes_.Prefetch(static_cast<const tapio_header*>(records[i].data)->pid);
+    }
+  };
+  for (size_t i = 0; i < std::min(count, kAhead); ++i) prefetch(i);
+  for (size_t i = 0; i < count; ++i) {
+    if (i + kAhead < count) prefetch(i + kAhead);
+    if (128 * i < batch.next_bytes) {
+      PrefetchForRead(batch.next + 128 * i);
+      PrefetchForRead(batch.next + 128 * i + 64);
+    }
+    Dispatch(records[i].data, records[i].size, boot_to_unix_ns);
   }
 }
 
@@ -177,11 +218,10 @@ void Pipeline::OnOomContextRecord(const tapio_oom_context_record& r) {
 
 void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot) {
   bool moved = false;
-  ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid,
-                                        CommView(r.hdr.comm), &moved);
+  ProcessInfo& info = processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, &moved);
   if (moved) TrackCgroup(r.hdr.cgroup_id);
   const uint64_t page = options_.page_size;
-  const uint64_t before = info.rss.resident_pages() * page;
+  const uint64_t before = info.resident_pages * page;
   const uint64_t now = (r.rss.file_pages + r.rss.anon_pages + r.rss.shmem_pages) * page;
   const int64_t delta = static_cast<int64_t>(now) - static_cast<int64_t>(before);
   // Snapshots report only moves past the threshold (a first sighting counts from zero); kernel
@@ -189,23 +229,26 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, b
   const uint64_t magnitude =
       delta < 0 ? static_cast<uint64_t>(-delta) : static_cast<uint64_t>(delta);
   if (from_snapshot && magnitude < options_.rss_report_threshold_bytes) return;
-  info.rss.file_pages = r.rss.file_pages;
-  info.rss.anon_pages = r.rss.anon_pages;
-  info.rss.swap_entries = r.rss.swap_entries;
-  info.rss.shmem_pages = r.rss.shmem_pages;
+  info.resident_pages = r.rss.file_pages + r.rss.anon_pages + r.rss.shmem_pages;
   if (!Wanted(EventKind::kRssChange, Severity::kDebug)) return;
+  PublishRssChange(r, delta, boot_to_unix_ns);
+}
+
+void Pipeline::PublishRssChange(const tapio_rss_record& r, int64_t delta_bytes,
+                                int64_t boot_to_unix_ns) {
+  const uint64_t page = options_.page_size;
   Event e;
   e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
   e.severity = Severity::kDebug;
   e.identity = IdentityFor(r.hdr.cgroup_id);
   RssChange c;
   c.pid = r.hdr.pid;
-  c.comm = std::string(info.comm_view());
+  c.comm = CommOf(r.hdr.comm);
   c.anon_bytes = r.rss.anon_pages * page;
   c.file_bytes = r.rss.file_pages * page;
   c.shmem_bytes = r.rss.shmem_pages * page;
   c.swap_bytes = r.rss.swap_entries * page;
-  c.delta_bytes = delta;
+  c.delta_bytes = delta_bytes;
   e.payload = std::move(c);
   Publish(std::move(e));
 }
@@ -301,6 +344,7 @@ void Pipeline::HandleKmsgOom(const KmsgOomSummary& summary) {
 }
 
 void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
+  FoldReclaim();
   while (!pending_ooms_.empty()) {
     // In order: a later kill never overtakes an earlier one.
     PendingOom& p = pending_ooms_.front();
@@ -395,31 +439,28 @@ void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* k
 }
 
 void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
-  const absl::string_view comm = CommView(r.hdr.comm);
-  ProcessLifecycle::Phase phase = ProcessLifecycle::Phase::kExit;
-  switch (r.hdr.type) {
-    case TAPIO_REC_PROC_EXEC:
-    case TAPIO_REC_PROC_FORK: {
-      phase = r.hdr.type == TAPIO_REC_PROC_EXEC ? ProcessLifecycle::Phase::kExec
-                                                : ProcessLifecycle::Phase::kFork;
-      // A new process, or one its runtime moved into a container's cgroup before exec.
-      bool moved = false;
-      processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, r.ppid, comm, &moved);
-      if (moved) TrackCgroup(r.hdr.cgroup_id);
-      break;
-    }
-    default:
-      processes_.Remove(r.hdr.pid);
-      break;
+  if (r.hdr.type == TAPIO_REC_PROC_EXIT) {
+    processes_.Remove(r.hdr.pid);
+  } else {
+    // A new process, or one its runtime moved into a container's cgroup before exec.
+    bool moved = false;
+    processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, &moved);
+    if (moved) TrackCgroup(r.hdr.cgroup_id);
   }
   if (!options_.emit_process_events) return;
   if (!Wanted(EventKind::kProcessLifecycle, Severity::kDebug)) return;
+  PublishLifecycle(r, boot_to_unix_ns);
+}
+
+void Pipeline::PublishLifecycle(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
   ProcessLifecycle l;
-  l.phase = phase;
+  l.phase = r.hdr.type == TAPIO_REC_PROC_EXEC   ? ProcessLifecycle::Phase::kExec
+            : r.hdr.type == TAPIO_REC_PROC_FORK ? ProcessLifecycle::Phase::kFork
+                                                : ProcessLifecycle::Phase::kExit;
   l.pid = r.hdr.pid;
   l.ppid = r.ppid;
-  l.comm = std::string(comm);
-  if (phase == ProcessLifecycle::Phase::kExit) l.exit_code = r.exit_code;
+  l.comm = CommOf(r.hdr.comm);
+  if (l.phase == ProcessLifecycle::Phase::kExit) l.exit_code = r.exit_code;
   Event e;
   e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
   e.severity = Severity::kDebug;
@@ -429,17 +470,13 @@ void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns)
 }
 
 void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns) {
-  {
-    absl::MutexLock lock(&cgroups_mu_);
-    auto it = cgroups_.find(r.hdr.cgroup_id);
-    if (it != cgroups_.end()) {
-      TrackedCgroup& cg = it->second;
-      cg.reclaim_total_ns += r.duration_ns;
-      ++cg.reclaim_count;
-      cg.reclaim_max_ns = std::max<uint64_t>(cg.reclaim_max_ns, r.duration_ns);
-      // Distress: sample sooner.
-      cg.next_sample = std::min(cg.next_sample, absl::Now() + options_.min_sample_interval);
-    }
+  ReclaimTally& t = reclaim_tally_[r.hdr.cgroup_id];
+  ++t.count;
+  t.total_ns += r.duration_ns;
+  t.max_ns = std::max<uint64_t>(t.max_ns, r.duration_ns);
+  if (r.hdr.ts_ns - reclaim_folded_at_ns_ >= kReclaimFoldNs) {
+    reclaim_folded_at_ns_ = r.hdr.ts_ns;
+    FoldReclaim();
   }
   if (absl::Nanoseconds(r.duration_ns) < options_.reclaim_event_min) return;
   Event e;
@@ -452,6 +489,23 @@ void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_un
   p.max_reclaim_stall_ns = r.duration_ns;
   e.payload = p;
   Publish(std::move(e));
+}
+
+void Pipeline::FoldReclaim() {
+  if (reclaim_tally_.empty()) return;
+  // Distress: sample sooner.
+  const absl::Time soon = absl::Now() + options_.min_sample_interval;
+  absl::MutexLock lock(&cgroups_mu_);
+  for (const auto& [cgroup_id, t] : reclaim_tally_) {
+    auto it = cgroups_.find(cgroup_id);
+    if (it == cgroups_.end()) continue;  // not tracked (the root, or gone): nothing to sample
+    TrackedCgroup& cg = it->second;
+    cg.reclaim_total_ns += t.total_ns;
+    cg.reclaim_count += t.count;
+    cg.reclaim_max_ns = std::max(cg.reclaim_max_ns, t.max_ns);
+    cg.next_sample = std::min(cg.next_sample, soon);
+  }
+  reclaim_tally_.clear();
 }
 
 void Pipeline::TrackCgroup(uint64_t cgroup_id) {

@@ -25,6 +25,7 @@
 #include "absl/container/node_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/bpf/record.h"
 #include "agent/core/cgroup.h"
 #include "agent/core/cgroup_paths.h"
 #include "agent/core/event.h"
@@ -130,11 +131,16 @@ class Pipeline {
   // One raw ring/perf buffer record. `boot_to_unix_ns` converts the record's CLOCK_BOOTTIME
   // stamp to wall time (unix = boot + offset).
   void HandleRecord(const void* data, size_t size, int64_t boot_to_unix_ns);
+  // A batch of them, in order (MemoryTracker::PollBatches): the same as HandleRecord on each,
+  // with the process-table slots of the records a few ahead and the ring lines of the next batch
+  // (RecordBatch::next) fetched into the cache meanwhile.
+  void HandleRecords(const bpf::RecordBatch& batch, int64_t boot_to_unix_ns);
   void BeginTaskSnapshot();
   void HandleTaskRss(const tapio_rss_record& record, int64_t boot_to_unix_ns);
   void EndTaskSnapshot();
   void HandleKmsgOom(const KmsgOomSummary& summary);
-  // Publishes OOM kills whose context arrived or whose wait expired (all of them when `all`).
+  // After each poll: publishes OOM kills whose context arrived or whose wait expired (all of them
+  // when `all`), and folds the reclaim passes tallied since into their cgroups.
   void FlushPendingOoms(absl::Time now, bool all);
 
   // ---- sampler thread ----
@@ -194,11 +200,19 @@ class Pipeline {
   void Publish(Event event);
   // Whether any consumer takes such an event (EventBus::Wants); counts the ones not built.
   bool Wanted(EventKind kind, Severity severity);
+  // HandleRecord's body, inlined into HandleRecords' loop; the cold parts (a malformed record, an
+  // event to build) are functions of their own, out of the loop's way.
+  void Dispatch(const void* data, size_t size, int64_t boot_to_unix_ns);
+  void CountMalformed(const void* data, size_t size);
+  void PublishRssChange(const tapio_rss_record& r, int64_t delta_bytes, int64_t boot_to_unix_ns);
+  void PublishLifecycle(const tapio_proc_record& r, int64_t boot_to_unix_ns);
   void OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot);
   void OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns);
   void OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns);
   void OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns);
   void OnOomContextRecord(const tapio_oom_context_record& r);
+  // Adds the reclaim tallies to the tracked cgroups (one lock) and asks for sooner samples.
+  void FoldReclaim();
   void ConstraintFromCounters(const std::string& victim_path, OomKill* kill) const;
   void TrackCgroup(uint64_t cgroup_id);
   // Sampler thread, without the cgroup table lock: opens/reads the cgroup's memory files.
@@ -226,6 +240,16 @@ class Pipeline {
   std::atomic<uint64_t> events_not_built_{0};
   // cgroup ids TrackCgroup has settled (tracked, or the root left alone): no lock for them.
   absl::flat_hash_set<uint64_t> known_cgroups_;
+  // Reclaim passes per cgroup since the last FoldReclaim: a reclaim storm sends hundreds of
+  // thousands a second, and each taking the cgroup table lock and the clock would cost more than
+  // the rest of ingest. Folded every kReclaimFoldNs of record time and after every poll.
+  struct ReclaimTally {
+    uint64_t count = 0;
+    uint64_t total_ns = 0;
+    uint64_t max_ns = 0;
+  };
+  absl::flat_hash_map<uint64_t, ReclaimTally> reclaim_tally_;
+  uint64_t reclaim_folded_at_ns_ = 0;  // record time (CLOCK_BOOTTIME) of the last fold
 
   mutable absl::Mutex cgroups_mu_;
   // Pointer-stable: the sampler reads files for an entry without the lock (see SampleDue).

@@ -299,8 +299,10 @@ absl::Status MemoryTracker::AttachAll(const TrackerOptions& options) {
     if (!perfbuf_) return ErrnoStatus(errno, "perf_buffer__new");
     perf_scratch_.resize(32);
   } else {
-    ringbuf_ = ring_buffer__new(bpf_map__fd(skel_->maps.tapio_rb), &OnRingbufRecord, this, nullptr);
-    if (!ringbuf_) return ErrnoStatus(errno, "ring_buffer__new");
+    absl::StatusOr<std::unique_ptr<RingReader>> reader =
+        RingReader::Open(bpf_map__fd(skel_->maps.tapio_rb));
+    if (!reader.ok()) return reader.status();
+    ringbuf_ = std::move(*reader);
   }
   // Programs whose absence makes the tracker pointless; the rest are attached if they can be.
   auto required = [this](const struct bpf_program* p) {
@@ -347,18 +349,9 @@ MemoryTracker::~MemoryTracker() {
   // Detach first, so that no program writes into an output that is being torn down.
   for (bpf_link* link : links_) bpf_link__destroy(link);
   if (rss_link_) bpf_link__destroy(rss_link_);
-  if (ringbuf_) ring_buffer__free(ringbuf_);
+  ringbuf_.reset();  // unmaps before the map goes
   if (perfbuf_) perf_buffer__free(perfbuf_);
   if (skel_) tapio_bpf__destroy(skel_);
-}
-
-int MemoryTracker::OnRingbufRecord(void* ctx, void* data, size_t size) {
-  auto* self = static_cast<MemoryTracker*>(ctx);
-  if (self->sink_) {
-    (*self->sink_)(data, size);
-    ++self->delivered_;
-  }
-  return 0;
 }
 
 void MemoryTracker::OnPerfSample(void* ctx, int cpu, void* data, uint32_t size) {
@@ -375,7 +368,11 @@ void MemoryTracker::OnPerfSample(void* ctx, int cpu, void* data, uint32_t size) 
         RecordSize(reinterpret_cast<const tapio_header*>(self->perf_scratch_.data())->type);
     if (want != 0 && want <= size && size - want < 8) n = want;
   }
-  (*self->sink_)(self->perf_scratch_.data(), n);
+  const RawRecord record{self->perf_scratch_.data(), static_cast<uint32_t>(n)};
+  RecordBatch batch;
+  batch.records = &record;
+  batch.count = 1;
+  (*self->sink_)(batch);
   ++self->delivered_;
 }
 
@@ -383,16 +380,26 @@ void MemoryTracker::OnPerfLost(void* ctx, int cpu, __u64 count) {
   static_cast<MemoryTracker*>(ctx)->perf_lost_samples_.fetch_add(count, std::memory_order_relaxed);
 }
 
+absl::StatusOr<int> MemoryTracker::PollBatches(int timeout_ms, RingReader::BatchFn on_batch) {
+  if (ringbuf_) {
+    absl::StatusOr<int64_t> n = ringbuf_->Poll(timeout_ms, on_batch);
+    if (!n.ok()) return n.status();
+    return static_cast<int>(*n);
+  }
+  sink_ = &on_batch;
+  delivered_ = 0;
+  int rc = perf_buffer__poll(perfbuf_, timeout_ms);
+  sink_ = nullptr;
+  if (rc < 0 && rc != -EINTR) return ErrnoStatus(-rc, "perf_buffer__poll");
+  return delivered_;
+}
+
 absl::StatusOr<int> MemoryTracker::Poll(int timeout_ms,
                                         absl::FunctionRef<void(const void*, size_t)> on_record) {
-  sink_ = &on_record;
-  delivered_ = 0;
-  int rc =
-      ringbuf_ ? ring_buffer__poll(ringbuf_, timeout_ms) : perf_buffer__poll(perfbuf_, timeout_ms);
-  sink_ = nullptr;
-  if (rc < 0 && rc != -EINTR)
-    return ErrnoStatus(-rc, ringbuf_ ? "ring_buffer__poll" : "perf_buffer__poll");
-  return delivered_;
+  return PollBatches(timeout_ms, [&](const RecordBatch& batch) {
+    for (size_t i = 0; i < batch.count; ++i)
+      on_record(batch.records[i].data, batch.records[i].size);
+  });
 }
 
 absl::Status MemoryTracker::SnapshotTasks(

@@ -26,11 +26,12 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/bpf/record.h"
+#include "agent/bpf/ring_reader.h"
 #include "bpf/tapio_abi.h"
 
 struct tapio_bpf;  // bpftool skeleton (gen/bpf/tapio.skel.h)
 struct bpf_link;
-struct ring_buffer;
 struct perf_buffer;
 
 namespace tapio::bpf {
@@ -75,9 +76,12 @@ class MemoryTracker {
   MemoryTracker(const MemoryTracker&) = delete;
   MemoryTracker& operator=(const MemoryTracker&) = delete;
 
-  // Waits up to timeout_ms (0: no wait) for records, then calls on_record(data, size) for each
-  // raw record. Zero copy on the ring buffer; perf samples are copied to aligned storage first.
-  // `data` is valid only during the call. Returns the number of records handled (EINTR: 0).
+  // Waits up to timeout_ms (0: no wait) for records, then hands them over in batches of up to
+  // RingReader::kMaxBatch, in order (RingReader). Zero copy on the ring buffer; perf samples are
+  // copied to aligned storage first and come one per batch. Records are valid only during the
+  // call. Returns the number of records handled (EINTR: 0).
+  absl::StatusOr<int> PollBatches(int timeout_ms, RingReader::BatchFn on_batch);
+  // The same, one record per call.
   absl::StatusOr<int> Poll(int timeout_ms, absl::FunctionRef<void(const void*, size_t)> on_record);
 
   // Runs the task iterator once: one callback per process (thread-group leader with an mm).
@@ -107,7 +111,6 @@ class MemoryTracker {
   MemoryTracker() = default;
   absl::Status Load(const TrackerOptions& options);
   absl::Status AttachAll(const TrackerOptions& options);
-  static int OnRingbufRecord(void* ctx, void* data, size_t size);
   static void OnPerfSample(void* ctx, int cpu, void* data, uint32_t size);
   static void OnPerfLost(void* ctx, int cpu, __u64 count);
 
@@ -115,11 +118,11 @@ class MemoryTracker {
   std::vector<bpf_link*> links_;
   bpf_link* iter_link_ = nullptr;  // owned through links_
   bpf_link* rss_link_ = nullptr;   // owned here (not in links_): attached/detached at run time
-  ring_buffer* ringbuf_ = nullptr;
+  std::unique_ptr<RingReader> ringbuf_;
   perf_buffer* perfbuf_ = nullptr;
   std::vector<ProgramStatus> programs_;  // fixed after Create, except the rss_stat entry
-  // Valid only during Poll: where the callbacks deliver.
-  absl::FunctionRef<void(const void*, size_t)>* sink_ = nullptr;
+  // Valid only during PollBatches: where the perf buffer callback delivers.
+  RingReader::BatchFn* sink_ = nullptr;
   int delivered_ = 0;
   std::vector<uint64_t> perf_scratch_;          // aligned copy of one perf sample
   std::atomic<uint64_t> perf_lost_samples_{0};  // written in Poll, read by ReadLoss (any thread)

@@ -8,26 +8,6 @@
 
 namespace tapio::bpf {
 
-size_t RecordSize(uint16_t type) {
-  switch (type) {
-    case TAPIO_REC_RSS_CHANGE:
-    case TAPIO_REC_TASK_RSS:
-      return sizeof(tapio_rss_record);
-    case TAPIO_REC_OOM_KILL:
-      return sizeof(tapio_oom_record);
-    case TAPIO_REC_PROC_EXEC:
-    case TAPIO_REC_PROC_FORK:
-    case TAPIO_REC_PROC_EXIT:
-      return sizeof(tapio_proc_record);
-    case TAPIO_REC_RECLAIM:
-      return sizeof(tapio_reclaim_record);
-    case TAPIO_REC_OOM_CONTEXT:
-      return sizeof(tapio_oom_context_record);
-    default:
-      return 0;
-  }
-}
-
 std::string_view RecordTypeName(uint16_t type) {
   switch (type) {
     case TAPIO_REC_RSS_CHANGE:
@@ -58,6 +38,8 @@ std::string_view CommView(const char (&comm)[TAPIO_COMM_LEN]) {
 }
 
 absl::StatusOr<RecordView> RecordView::Decode(const void* data, size_t size) {
+  if (IsWellFormed(data, size)) return OfWellFormed(data);
+  // Refused: say why.
   if (data == nullptr) return absl::InvalidArgumentError("record is null");
   if (size < sizeof(tapio_header)) {
     return absl::InvalidArgumentError(
@@ -78,32 +60,7 @@ absl::StatusOr<RecordView> RecordView::Decode(const void* data, size_t size) {
     return absl::InvalidArgumentError(absl::StrCat("record size ", size, " != ", want, " for ",
                                                    std::string(RecordTypeName(h->type))));
   }
-  return RecordView(h);
-}
-
-const tapio_rss_record* RecordView::rss() const {
-  return (type() == TAPIO_REC_RSS_CHANGE || type() == TAPIO_REC_TASK_RSS)
-             ? reinterpret_cast<const tapio_rss_record*>(header_)
-             : nullptr;
-}
-const tapio_oom_record* RecordView::oom_kill() const {
-  return type() == TAPIO_REC_OOM_KILL ? reinterpret_cast<const tapio_oom_record*>(header_)
-                                      : nullptr;
-}
-const tapio_proc_record* RecordView::proc() const {
-  return (type() == TAPIO_REC_PROC_EXEC || type() == TAPIO_REC_PROC_FORK ||
-          type() == TAPIO_REC_PROC_EXIT)
-             ? reinterpret_cast<const tapio_proc_record*>(header_)
-             : nullptr;
-}
-const tapio_reclaim_record* RecordView::reclaim() const {
-  return type() == TAPIO_REC_RECLAIM ? reinterpret_cast<const tapio_reclaim_record*>(header_)
-                                     : nullptr;
-}
-const tapio_oom_context_record* RecordView::oom_context() const {
-  return type() == TAPIO_REC_OOM_CONTEXT
-             ? reinterpret_cast<const tapio_oom_context_record*>(header_)
-             : nullptr;
+  return absl::InternalError("record refused by IsWellFormed for no known reason");
 }
 
 }  // namespace tapio::bpf

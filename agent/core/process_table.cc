@@ -1,13 +1,17 @@
 #include "agent/core/process_table.h"
 
-#include <algorithm>
-#include <cstring>
-
 namespace tapio {
+namespace {
 
-absl::string_view ProcessInfo::comm_view() const {
-  return absl::string_view(comm.data(), strnlen(comm.data(), comm.size()));
+constexpr size_t kInitialCapacity = 1024;
+
+ProcessInfo EmptySlot() {
+  ProcessInfo slot;
+  slot.pid = ProcessTable::kNoPid;
+  return slot;
 }
+
+}  // namespace
 
 void ProcessTable::Account(uint64_t cgroup_id, int delta) {
   if (delta > 0) {
@@ -19,14 +23,42 @@ void ProcessTable::Account(uint64_t cgroup_id, int delta) {
   if (--it->second == 0) per_cgroup_.erase(it);
 }
 
+size_t ProcessTable::Probe(uint32_t pid) const {
+  const size_t mask = slots_.size() - 1;
+  size_t i = Home(pid);
+  while (slots_[i].pid != pid && slots_[i].pid != kNoPid) i = (i + 1) & mask;
+  return i;
+}
+
+void ProcessTable::Grow() {
+  std::vector<ProcessInfo> old = std::move(slots_);
+  const size_t capacity = old.empty() ? kInitialCapacity : old.size() * 2;
+  slots_.assign(capacity, EmptySlot());
+  shift_ = 64 - __builtin_ctzll(capacity);
+  for (const ProcessInfo& s : old) {
+    if (s.pid != kNoPid) slots_[Probe(s.pid)] = s;
+  }
+}
+
 ProcessInfo& ProcessTable::Upsert(uint32_t pid, uint64_t cgroup_id, uint64_t start_time_ns,
-                                  uint32_t ppid, absl::string_view comm, bool* moved) {
-  auto [it, inserted] = processes_.try_emplace(pid);
-  ProcessInfo& info = it->second;
+                                  bool* moved) {
+  if (pid == kNoPid) {
+    if (moved != nullptr) *moved = false;
+    outside_ = ProcessInfo{};
+    return outside_;
+  }
+  if ((size_ + 1) * 2 > slots_.size()) Grow();  // at most half full: short probes
+  ProcessInfo& info = slots_[Probe(pid)];
+  const bool inserted = info.pid == kNoPid;
+  if (inserted) {
+    info = ProcessInfo{};
+    info.pid = pid;
+    ++size_;
+  }
   if (moved != nullptr) *moved = inserted || info.cgroup_id != cgroup_id;
   if (!inserted && start_time_ns != 0 && info.start_time_ns != 0 &&
       info.start_time_ns != start_time_ns) {
-    info.rss = ProcessRss{};  // pid reused by a new process
+    info.resident_pages = 0;  // pid reused by a new process
   }
   if (inserted) {
     Account(cgroup_id, +1);
@@ -36,39 +68,51 @@ ProcessInfo& ProcessTable::Upsert(uint32_t pid, uint64_t cgroup_id, uint64_t sta
   }
   info.cgroup_id = cgroup_id;
   if (start_time_ns != 0) info.start_time_ns = start_time_ns;
-  if (ppid != 0) info.ppid = ppid;
-  const size_t n = std::min(comm.size(), info.comm.size() - 1);
-  std::memcpy(info.comm.data(), comm.data(), n);
-  info.comm[n] = '\0';
   info.seen_generation = generation_;
   return info;
 }
 
 ProcessInfo* ProcessTable::Find(uint32_t pid) {
-  auto it = processes_.find(pid);
-  return it == processes_.end() ? nullptr : &it->second;
+  if (slots_.empty() || pid == kNoPid) return nullptr;
+  ProcessInfo& slot = slots_[Probe(pid)];
+  return slot.pid == pid ? &slot : nullptr;
+}
+
+void ProcessTable::EraseAt(size_t i) {
+  // Backward shift: every entry of the run after the hole that may live there (its home is not
+  // between the hole and itself) moves into it, leaving the hole where it was; the run ends at
+  // the first empty slot.
+  const size_t mask = slots_.size() - 1;
+  size_t j = i;
+  while (true) {
+    j = (j + 1) & mask;
+    if (slots_[j].pid == kNoPid) break;
+    const size_t home = Home(slots_[j].pid);
+    const bool stays = i <= j ? (i < home && home <= j) : (i < home || home <= j);
+    if (stays) continue;
+    slots_[i] = slots_[j];
+    i = j;
+  }
+  slots_[i].pid = kNoPid;
+  --size_;
 }
 
 bool ProcessTable::Remove(uint32_t pid) {
-  auto it = processes_.find(pid);
-  if (it == processes_.end()) return false;
-  Account(it->second.cgroup_id, -1);
-  processes_.erase(it);
+  if (slots_.empty() || pid == kNoPid) return false;
+  const size_t i = Probe(pid);
+  if (slots_[i].pid != pid) return false;
+  Account(slots_[i].cgroup_id, -1);
+  EraseAt(i);
   return true;
 }
 
 size_t ProcessTable::SweepUnseen() {
-  size_t removed = 0;
-  for (auto it = processes_.begin(); it != processes_.end();) {
-    if (it->second.seen_generation != generation_) {
-      Account(it->second.cgroup_id, -1);
-      processes_.erase(it++);
-      ++removed;
-    } else {
-      ++it;
-    }
+  std::vector<uint32_t> unseen;
+  for (const ProcessInfo& s : slots_) {
+    if (s.pid != kNoPid && s.seen_generation != generation_) unseen.push_back(s.pid);
   }
-  return removed;
+  for (uint32_t pid : unseen) Remove(pid);
+  return unseen.size();
 }
 
 }  // namespace tapio

@@ -1,52 +1,66 @@
-// ProcessTable: pid -> (cgroup id, comm, start time, last RSS), fed by BPF lifecycle records and
+// ProcessTable: pid -> (cgroup id, start time, last RSS), fed by BPF lifecycle records and
 // task-iterator snapshots. Lets the agent resolve a pid to its cgroup after the fact (OOM records
 // from kernels that pass only the pid), compute RSS deltas, and know which cgroups hold processes.
-// Not thread-safe: owned by the ingest thread. No allocation per update once a pid is known.
+// (No comm: every record carries its task's own.) Not thread-safe: owned by the ingest thread.
+// No allocation per update once a pid is known.
+//
+// The map is an open-addressing table of its own rather than a flat_hash_map: it is the one
+// random memory access of nearly every kernel record, so an entry is 32 bytes with its key (two
+// to a cache line), and a pid's slot is computable from the pid alone (multiplicative hash,
+// linear probing, at most half full), which is what lets Prefetch ask for the right line a few
+// records ahead (Pipeline::HandleRecords). Deletion shifts the following entries back (no
+// tombstones).
 #ifndef TAPIO_AGENT_CORE_PROCESS_TABLE_H_
 #define TAPIO_AGENT_CORE_PROCESS_TABLE_H_
 
-#include <array>
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/string_view.h"
+#include "agent/core/prefetch.h"
 
 namespace tapio {
 
-struct ProcessRss {  // pages, as the kernel's mm counters
-  uint64_t file_pages = 0;
-  uint64_t anon_pages = 0;
-  uint64_t swap_entries = 0;
-  uint64_t shmem_pages = 0;
-  uint64_t resident_pages() const { return file_pages + anon_pages + shmem_pages; }
-};
-
-struct ProcessInfo {
+// One slot of the table: never straddles a cache line.
+struct alignas(32) ProcessInfo {
+  uint32_t pid = 0;
+  uint32_t seen_generation = 0;
   uint64_t cgroup_id = 0;
-  uint64_t start_time_ns = 0;  // task->start_time: a reused pid has a different one
-  uint32_t ppid = 0;
-  std::array<char, 16> comm{};  // NUL-terminated, as the kernel's TASK_COMM_LEN
-  ProcessRss rss;
-  uint64_t seen_generation = 0;
-  absl::string_view comm_view() const;
+  uint64_t start_time_ns = 0;   // task->start_time: a reused pid has a different one
+  uint64_t resident_pages = 0;  // file + anon + shmem at the last report
 };
+static_assert(sizeof(ProcessInfo) == 32, "two processes per cache line");
 
 class ProcessTable {
  public:
+  // Never a pid (pid_max is at most 2^22): marks an empty slot. Upsert of it returns an entry
+  // outside the table, Find and Remove do not find it.
+  static constexpr uint32_t kNoPid = UINT32_MAX;
+
   // Inserts or updates; a different start time means the pid was reused: the entry is replaced.
-  // `moved` (optional) is set when the pid is new or now in another cgroup. One hash lookup.
-  ProcessInfo& Upsert(uint32_t pid, uint64_t cgroup_id, uint64_t start_time_ns, uint32_t ppid,
-                      absl::string_view comm, bool* moved = nullptr);
+  // `moved` (optional) is set when the pid is new or now in another cgroup. One probe.
+  ProcessInfo& Upsert(uint32_t pid, uint64_t cgroup_id, uint64_t start_time_ns,
+                      bool* moved = nullptr);
   ProcessInfo* Find(uint32_t pid);
   // Removes the pid; returns false if it was not known.
   bool Remove(uint32_t pid);
-  // Snapshot bookkeeping: bump the generation, Upsert+Touch what the snapshot saw, then Sweep
-  // removes the processes it did not see (exits whose records were lost).
-  uint64_t BeginGeneration() { return ++generation_; }
+  // Starts loading the pid's slot (and the next, where a probe or a removal's shift goes on)
+  // into the cache. A hint: no effect on the contents.
+  void Prefetch(uint32_t pid) const {
+    if (slots_.empty()) return;
+    const size_t home = Home(pid);
+    PrefetchForRead(&slots_[home]);
+    PrefetchForRead(&slots_[(home + 1) & (slots_.size() - 1)]);
+  }
+  // Snapshot bookkeeping: bump the generation, Upsert (or Touch) what the snapshot saw, then
+  // Sweep removes the processes it did not see (exits whose records were lost).
+  uint32_t BeginGeneration() { return ++generation_; }
   void Touch(ProcessInfo& info) { info.seen_generation = generation_; }
   size_t SweepUnseen();
 
-  size_t size() const { return processes_.size(); }
+  size_t size() const { return size_; }
+  size_t capacity() const { return slots_.size(); }
   // Live processes per cgroup id.
   const absl::flat_hash_map<uint64_t, uint32_t>& processes_per_cgroup() const {
     return per_cgroup_;
@@ -54,10 +68,20 @@ class ProcessTable {
 
  private:
   void Account(uint64_t cgroup_id, int delta);
+  size_t Home(uint32_t pid) const {
+    return static_cast<size_t>((pid * 0x9E3779B97F4A7C15ULL) >> shift_);
+  }
+  // The slot holding `pid`, or the empty slot where it would go.
+  size_t Probe(uint32_t pid) const;
+  void EraseAt(size_t i);
+  void Grow();
 
-  absl::flat_hash_map<uint32_t, ProcessInfo> processes_;
+  std::vector<ProcessInfo> slots_;  // a power of two of them (pid kNoPid: empty), or none yet
+  int shift_ = 64;                  // 64 - log2(capacity)
+  size_t size_ = 0;
+  ProcessInfo outside_;  // what Upsert(kNoPid) returns
   absl::flat_hash_map<uint64_t, uint32_t> per_cgroup_;
-  uint64_t generation_ = 0;
+  uint32_t generation_ = 0;  // equality only: wrapping is harmless
 };
 
 }  // namespace tapio

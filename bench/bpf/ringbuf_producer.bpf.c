@@ -2,9 +2,10 @@
 /* Bench-only producer: fills a ring buffer with `count` valid tapio records in one
  * bpf_prog_test_run, so that user space can time a drain of them (bare, decoded, or through the
  * agent's pipeline). The mix is bench/agent/ingest_bench.cc's: per 10 records 4 RSS changes,
- * 2 exec, 1 fork, 2 exit and 1 reclaim pass, pids spread over 10,000, cgroup ids taken from
- * `cgroup_ids` (user space puts the fixture tree's there). Record i is a function of i alone, so
- * every fill of the same count produces the same records (timestamps aside). */
+ * 2 exec, 1 fork, 2 exit and 1 reclaim pass, pids spread over 10,000, each pid in one of the three
+ * cgroups of `cgroup_ids` (user space puts the fixture tree's there) for good, as processes are.
+ * Record i is a function of i alone, so every fill of the same count produces the same records
+ * (timestamps aside). */
 // vmlinux.h must come first (libbpf headers use its types).
 // clang-format off
 #include "vmlinux.h"
@@ -42,7 +43,7 @@ static __always_inline void fill_header(struct tapio_header* h, __u16 type, __u6
   h->pid = 1000 + (__u32)x % 10000;
   h->tid = h->pid;
   /* Constant indices: the verifier refuses a computed one into the global array. */
-  const __u32 k = (__u32)(x >> 32) % 3;
+  const __u32 k = h->pid % 3;
   h->cgroup_id = k == 0 ? cgroup_ids[0] : k == 1 ? cgroup_ids[1] : cgroup_ids[2];
   __builtin_memcpy(h->comm, "worker", 7);
 }

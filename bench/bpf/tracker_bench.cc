@@ -18,13 +18,18 @@
 //                                 ingest bench's record mix; the time of ring_buffer__consume()
 //                                 alone is measured: records/s.
 //   BM_RingbufDecodeDrain         the same with RecordView::Decode per record.
-//   BM_RingbufPipelineDrain       the same records through Pipeline::HandleRecord (decode, process
-//                                 table, attribution, event bus), and in the same iteration, order
-//                                 alternated, a bare drain of an identical fill: counters
-//                                 bare_records_per_s, pipeline_records_per_s and ratio (median over
-//                                 iterations of pipeline rate / bare rate), all wall time; the
-//                                 *_per_cpu_s rates count the draining thread's CPU time instead.
-//                                 Needs the agent build.
+//   BM_RingReaderBareDrain        the same fill drained by the agent's own consumer (RingReader,
+//                                 batches of 64), records counted: records/s.
+//   BM_RingbufPipelineDrain       the same records the agent's way: RingReader batches through
+//                                 Pipeline::HandleRecords (decode, process table, attribution,
+//                                 event bus), and in the same iteration, order rotated, a bare
+//                                 libbpf drain and a bare RingReader drain of identical fills:
+//                                 counters bare_records_per_s (libbpf), reader_records_per_s,
+//                                 pipeline_records_per_s, ratio (median over iterations of
+//                                 pipeline rate / bare libbpf rate: the goal's) and
+//                                 ratio_to_reader (pipeline / bare RingReader), all wall time;
+//                                 the *_per_cpu_s rates count the draining thread's CPU time
+//                                 instead. Needs the agent build.
 //   BM_SnapshotTasks              one task-iterator pass (SnapshotTasks) over every process.
 //   BM_MapMemory/<mode>           fdinfo memlock of every map of the tracker object.
 #include <bpf/bpf.h>
@@ -42,6 +47,7 @@
 
 #include "agent/bpf/memory_tracker.h"
 #include "agent/bpf/record.h"
+#include "agent/bpf/ring_reader.h"
 #include "agent/core/log.h"
 #include "agent/core/runtime.h"
 #include "benchmark/benchmark.h"
@@ -335,6 +341,7 @@ constexpr uint32_t kDrainRecords = 500000;
 struct Producer {
   ringbuf_producer_bpf* skel = nullptr;
   std::vector<ring_buffer*> rings;
+  std::unique_ptr<RingReader> reader;
   ~Producer() {
     for (ring_buffer* rb : rings) ring_buffer__free(rb);
     if (skel) ringbuf_producer_bpf__destroy(skel);
@@ -348,6 +355,10 @@ struct Producer {
       skel->bss->cgroup_ids[i] = FixtureCgroupId(rels[i]);
       if (skel->bss->cgroup_ids[i] == 0) return "fixture cgroup tree not found";
     }
+    absl::StatusOr<std::unique_ptr<RingReader>> r =
+        RingReader::Open(bpf_map__fd(skel->maps.bench_rb));
+    if (!r.ok()) return r.status().ToString();
+    reader = std::move(*r);
     return "";
   }
   ring_buffer* Ring(ring_buffer_sample_fn fn, void* ctx) {
@@ -377,7 +388,24 @@ struct Producer {
     if (n < 0 || produced == 0 || static_cast<uint64_t>(n) != produced) return -1;
     return elapsed;
   }
+  // The same through `reader`, batches handed to `on_batch`.
+  double FillAndRead(RingReader::BatchFn on_batch, double* cpu_seconds = nullptr) {
+    uint64_t produced = Fill(kDrainRecords);
+    double cpu_start = ThreadCpuSeconds();
+    double start = NowSeconds();
+    int64_t n = reader->Consume(on_batch);
+    double elapsed = NowSeconds() - start;
+    if (cpu_seconds) *cpu_seconds += ThreadCpuSeconds() - cpu_start;
+    if (produced == 0 || static_cast<uint64_t>(n) != produced) return -1;
+    return elapsed;
+  }
 };
+
+void SumPids(uint64_t* sum, const RecordBatch& batch) {
+  for (size_t i = 0; i < batch.count; ++i) {
+    *sum += static_cast<const tapio_header*>(batch.records[i].data)->pid;
+  }
+}
 
 template <bool kDecode>
 int CountRecord(void* ctx, void* data, size_t size) {
@@ -413,24 +441,29 @@ void BM_RingbufDecodeDrain(benchmark::State& state) { BM_RingbufDrain<true>(stat
 BENCHMARK(BM_RingbufBareDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RingbufDecodeDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 
-#if TAPIO_BENCH_PIPELINE
-struct PipelineSink {
-  Pipeline* pipeline;
-  int64_t boot_to_unix_ns;
-};
-
-// What the agent's ingest loop does per ring buffer record (agent/agent.cc, IngestLoop).
-int PipelineRecord(void* ctx, void* data, size_t size) {
-  auto* sink = static_cast<PipelineSink*>(ctx);
-  sink->pipeline->HandleRecord(data, size, sink->boot_to_unix_ns);
-  return 0;
+void BM_RingReaderBareDrain(benchmark::State& state) {
+  if (geteuid() != 0) return state.SkipWithError("needs root");
+  Producer p;
+  if (std::string error = p.Open(); !error.empty()) return state.SkipWithError(error.c_str());
+  uint64_t sum = 0;
+  auto count = [&](const RecordBatch& batch) { SumPids(&sum, batch); };
+  for (auto _ : state) {
+    double seconds = p.FillAndRead(count);
+    if (seconds < 0) return state.SkipWithError("drain mismatch");
+    state.SetIterationTime(seconds);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations() * kDrainRecords);
 }
+BENCHMARK(BM_RingReaderBareDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 
+#if TAPIO_BENCH_PIPELINE
 // The agent's consumers, as BM_PipelineIngest (bench/agent/ingest_bench.cc), lifecycle events on;
-// arg firehose:1 adds a subscriber that takes every event. Each iteration
-// is a pair, order alternated: one fill drained bare, one identical fill drained through the
-// pipeline. The iteration time is the pipeline drain's. One untimed pair first fills the process
-// table, the tracked cgroups and the identity cache (the agent's steady state).
+// arg firehose:1 adds a subscriber that takes every event. Each iteration is a triple, order
+// rotated: one fill drained bare by libbpf, one bare by RingReader, one through the pipeline the
+// way the agent's ingest loop does it (agent/agent.cc, IngestLoop). The iteration time is the
+// pipeline drain's. One untimed pipeline drain first fills the process table, the tracked
+// cgroups and the identity cache (the agent's steady state).
 void BM_RingbufPipelineDrain(benchmark::State& state) {
   if (geteuid() != 0) return state.SkipWithError("needs root");
   Producer p;
@@ -444,42 +477,58 @@ void BM_RingbufPipelineDrain(benchmark::State& state) {
   predict::ModelParams params;
   Pipeline pipeline(PipelineOptions{}, layout, &bus, &resolver, &params);
   uint64_t sum = 0;
-  PipelineSink sink{&pipeline, BootToUnixOffsetNs()};
+  const int64_t offset = BootToUnixOffsetNs();
   ring_buffer* bare = p.Ring(&CountRecord<false>, &sum);
-  ring_buffer* piped = p.Ring(&PipelineRecord, &sink);
-  if (!bare || !piped) return state.SkipWithError("ring_buffer__new failed");
-  if (p.FillAndDrain(bare) < 0 || p.FillAndDrain(piped) < 0) {
-    return state.SkipWithError("drain mismatch");
-  }
+  if (!bare) return state.SkipWithError("ring_buffer__new failed");
+  auto count = [&](const RecordBatch& batch) { SumPids(&sum, batch); };
+  auto piped = [&](const RecordBatch& batch) { pipeline.HandleRecords(batch, offset); };
+  if (p.FillAndRead(piped) < 0) return state.SkipWithError("drain mismatch");
+
   const uint64_t published_before = bus.last_seq();
-  double bare_seconds = 0, pipeline_seconds = 0, bare_cpu = 0, pipeline_cpu = 0;
-  std::vector<double> ratios;
-  int pair = 0;
+  double bare_seconds = 0, reader_seconds = 0, pipeline_seconds = 0;
+  double bare_cpu = 0, reader_cpu = 0, pipeline_cpu = 0;
+  std::vector<double> ratios, reader_ratios;
+  int turn = 0;
   for (auto _ : state) {
-    double b = 0, q = 0;
-    if (pair++ % 2 == 0) {
-      b = p.FillAndDrain(bare, &bare_cpu);
-      q = p.FillAndDrain(piped, &pipeline_cpu);
-    } else {
-      q = p.FillAndDrain(piped, &pipeline_cpu);
-      b = p.FillAndDrain(bare, &bare_cpu);
+    double b = 0, r = 0, q = 0;
+    for (int k = 0; k < 3; ++k) {
+      switch ((turn + k) % 3) {
+        case 0:
+          b = p.FillAndDrain(bare, &bare_cpu);
+          break;
+        case 1:
+          r = p.FillAndRead(count, &reader_cpu);
+          break;
+        default:
+          q = p.FillAndRead(piped, &pipeline_cpu);
+          break;
+      }
     }
-    if (b <= 0 || q <= 0) return state.SkipWithError("drain mismatch");
+    ++turn;
+    if (b <= 0 || r <= 0 || q <= 0) return state.SkipWithError("drain mismatch");
     state.SetIterationTime(q);
     bare_seconds += b;
+    reader_seconds += r;
     pipeline_seconds += q;
     ratios.push_back(b / q);  // same record count: pipeline rate / bare rate
+    reader_ratios.push_back(r / q);
   }
   benchmark::DoNotOptimize(sum);
   const PipelineCounters c = pipeline.counters();
   if (c.records_malformed != 0) return state.SkipWithError("pipeline refused records");
-  std::sort(ratios.begin(), ratios.end());
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : v[v.size() / 2];
+  };
   const double records = static_cast<double>(state.iterations()) * kDrainRecords;
   state.SetItemsProcessed(state.iterations() * kDrainRecords);
   state.counters["bare_records_per_s"] = records / bare_seconds;
+  state.counters["reader_records_per_s"] = records / reader_seconds;
   state.counters["pipeline_records_per_s"] = records / pipeline_seconds;
-  state.counters["ratio"] = ratios.empty() ? 0.0 : ratios[ratios.size() / 2];
+  state.counters["ratio"] = median(ratios);
+  state.counters["ratio_to_reader"] = median(reader_ratios);
   state.counters["bare_records_per_cpu_s"] = records / bare_cpu;
+  state.counters["reader_records_per_cpu_s"] = records / reader_cpu;
   state.counters["pipeline_records_per_cpu_s"] = records / pipeline_cpu;
   state.counters["events_per_record"] = (bus.last_seq() - published_before) / records;
   state.counters["cgroup_path_misses"] = static_cast<double>(c.cgroup_path_misses);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -223,6 +224,49 @@ TEST_F(PipelineTest, SamplerPublishesUsageOfTrackedCgroupWithPodLimit) {
   ASSERT_EQ(containers.size(), 1u);
   EXPECT_EQ(containers[0].identity->cgroup_path, "/kubepods/pod1/ctr1");
   EXPECT_EQ(containers[0].oom_kills, 1u);
+}
+
+TEST_F(PipelineTest, ShortReclaimPassesAreSummedIntoThePressureEvent) {
+  tapio_proc_record exec{};
+  exec.hdr = Header(TAPIO_REC_PROC_EXEC, 77, ctr_, "app");
+  Feed(exec);
+  Drain();
+  auto reclaim = [&](uint64_t ts_ns, uint64_t duration_ns) {
+    tapio_reclaim_record r{};
+    r.hdr = Header(TAPIO_REC_RECLAIM, 77, ctr_, "app");
+    r.hdr.ts_ns = ts_ns;
+    r.duration_ns = duration_ns;
+    Feed(r);
+  };
+  int samples = 0;
+  auto pressure = [&]() -> std::optional<MemoryPressure> {
+    pipeline_->SampleDue(absl::Now() + absl::Hours(++samples));  // usage and pressure due
+    std::optional<MemoryPressure> out;
+    for (const auto& e : Drain()) {
+      if (e->kind() == EventKind::kMemoryPressure) out = std::get<MemoryPressure>(e->payload);
+    }
+    return out;
+  };
+  // Under the 1 ms event minimum: no event of their own, tallied for the cgroup. The first pass
+  // is folded in at once (nothing was for 10 ms), the next two after the poll (FlushPendingOoms)...
+  reclaim(1'000'000'000, 20'000);
+  reclaim(1'000'000'100, 50'000);
+  reclaim(1'000'000'200, 30'000);
+  EXPECT_TRUE(Drain().empty());
+  pipeline_->FlushPendingOoms(absl::Now(), false);
+  std::optional<MemoryPressure> p = pressure();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->reclaim_stalls, 3u);
+  EXPECT_EQ(p->reclaim_stall_ns, 100'000u);
+  EXPECT_EQ(p->max_reclaim_stall_ns, 50'000u);
+  // ...or, within one long poll, once 10 ms of record time have passed since the last fold.
+  reclaim(1'005'000'000, 10'000);
+  reclaim(1'020'000'000, 40'000);
+  p = pressure();
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->reclaim_stalls, 2u);
+  EXPECT_EQ(p->reclaim_stall_ns, 50'000u);
+  EXPECT_EQ(p->max_reclaim_stall_ns, 40'000u);
 }
 
 TEST_F(PipelineTest, VanishedCgroupIsDroppedAfterRepeatedFailures) {

@@ -99,6 +99,32 @@ TEST(RecordTest, RejectsNullAndMisalignedBuffers) {
   EXPECT_FALSE(RecordView::Decode(buf + 4, 64).ok());
 }
 
+// The ingest path checks with IsWellFormed and asks Decode only why: the two must agree on every
+// type, size, version and alignment.
+TEST(RecordTest, IsWellFormedAgreesWithDecodeEverywhere) {
+  alignas(8) unsigned char buf[160] = {};
+  int accepted = 0;
+  for (uint16_t version :
+       {uint16_t{0}, uint16_t{TAPIO_ABI_VERSION}, uint16_t{TAPIO_ABI_VERSION + 1}}) {
+    for (uint16_t type = 0; type <= TAPIO_REC_MAX + 1; ++type) {
+      for (size_t size = 0; size <= 136; ++size) {
+        for (size_t offset : {size_t{0}, size_t{4}}) {
+          auto* h = reinterpret_cast<tapio_header*>(buf + offset);
+          h->version = version;
+          h->type = type;
+          const bool well_formed = IsWellFormed(buf + offset, size);
+          EXPECT_EQ(well_formed, RecordView::Decode(buf + offset, size).ok())
+              << "version " << version << " type " << type << " size " << size << " offset "
+              << offset;
+          accepted += well_formed;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(accepted, 8);  // the known types, each at its one size, aligned, this version
+  EXPECT_FALSE(IsWellFormed(nullptr, 64));
+}
+
 TEST(RecordTest, CommViewStopsAtNulOrSixteenBytes) {
   char full[TAPIO_COMM_LEN];
   std::memset(full, 'x', sizeof(full));
