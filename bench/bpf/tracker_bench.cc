@@ -45,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "agent/bpf/memory_tracker.h"
 #include "agent/bpf/record.h"
 #include "agent/bpf/ring_reader.h"
@@ -376,28 +377,26 @@ struct Producer {
     if (bpf_prog_test_run_opts(bpf_program__fd(skel->progs.bench_produce), &opts) != 0) return 0;
     return skel->bss->produced - before;
   }
-  // Fills the ring and drains it with `rb`: wall seconds of the drain (and, into `cpu_seconds`,
-  // the draining thread's CPU seconds), < 0 on a mismatch.
-  double FillAndDrain(ring_buffer* rb, double* cpu_seconds = nullptr) {
+  // Fills the ring and times `drain` (which returns how many records it took, < 0 on error):
+  // wall seconds (and, into `cpu_seconds`, the draining thread's CPU seconds), < 0 on a mismatch.
+  double FillAndTime(absl::FunctionRef<int64_t()> drain, double* cpu_seconds) {
     uint64_t produced = Fill(kDrainRecords);
     double cpu_start = ThreadCpuSeconds();
     double start = NowSeconds();
-    int n = ring_buffer__consume(rb);
+    int64_t n = drain();
     double elapsed = NowSeconds() - start;
     if (cpu_seconds) *cpu_seconds += ThreadCpuSeconds() - cpu_start;
     if (n < 0 || produced == 0 || static_cast<uint64_t>(n) != produced) return -1;
     return elapsed;
   }
-  // The same through `reader`, batches handed to `on_batch`.
+  // Drained with libbpf's `rb`.
+  double FillAndDrain(ring_buffer* rb, double* cpu_seconds = nullptr) {
+    return FillAndTime([rb] { return static_cast<int64_t>(ring_buffer__consume(rb)); },
+                       cpu_seconds);
+  }
+  // Drained through `reader`, batches handed to `on_batch`.
   double FillAndRead(RingReader::BatchFn on_batch, double* cpu_seconds = nullptr) {
-    uint64_t produced = Fill(kDrainRecords);
-    double cpu_start = ThreadCpuSeconds();
-    double start = NowSeconds();
-    int64_t n = reader->Consume(on_batch);
-    double elapsed = NowSeconds() - start;
-    if (cpu_seconds) *cpu_seconds += ThreadCpuSeconds() - cpu_start;
-    if (produced == 0 || static_cast<uint64_t>(n) != produced) return -1;
-    return elapsed;
+    return FillAndTime([&] { return reader->Consume(on_batch); }, cpu_seconds);
   }
 };
 
