@@ -31,10 +31,11 @@ struct ModelParams {
   double early_rise_fraction = 0.5;
   double early_min_history_s = 60;
   // While the slow trend warns through the early-rise rule (less than slow_min_history_s of
-  // history), it does so only while growth goes on: the fast fit's slope, at the top of its fast_z
-  // interval, must be at least this fraction of the slow slope (0 = no such check). A start-up
-  // ramp that has levelled off (a JVM committing its heap: kernel_agent_jvm_steady.jsonl) keeps a
-  // positive slow slope for a minute or two after it stopped; this lets it stay quiet.
+  // history), it does so only while growth goes on: to raise, the fast fit's slope at the bottom
+  // of its fast_z interval must be at least this fraction of the slow slope; to keep an alarm,
+  // at the top (0 = no such check). A start-up ramp that has levelled off (a JVM committing its
+  // heap: kernel_agent_jvm_steady.jsonl; redis loading its data in steps: kernel_redis.jsonl)
+  // keeps a positive slow slope for a minute or two after it stopped; this lets it stay quiet.
   double slow_recent_slope_fraction = 0.25;
   double fast_z = 3.0;  // growth must exceed z standard errors to count
   double slow_z = 4.0;

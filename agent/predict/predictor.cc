@@ -342,13 +342,20 @@ Prediction OomPredictor::Update(const MemorySample& s) {
   const bool keeping = state_ == Prediction::State::kAtRisk;
   if ((!gated || keeping) && slow_ready && slow_.Fit(&slow_level, &slow_slope, &slow_var)) {
     const bool pressured = pressure >= 1;
-    // Early (young history, early-rise rule): growth that has stopped, the recent (fast) slope
-    // at the top of its interval a small fraction of the long one, does not warn.
-    const bool stopped = history_s_ < p.slow_min_history_s && fast_ok &&
-                         p.slow_recent_slope_fraction > 0 &&
-                         fast_slope + p.fast_z * std::sqrt(fast_var) * p.fast_error_inflation <
-                             p.slow_recent_slope_fraction * slow_slope;
-    if (!stopped && slow_slope > 0 &&
+    // Early (young history, early-rise rule), the long fit is mostly the start-up itself, so the
+    // recent (fast) slope must agree with it, with hysteresis: to raise, its interval must lie
+    // above slow_recent_slope_fraction of the long slope (growth going on now, not a fill that
+    // stopped seconds ago or one step); to keep an alarm, only its top must (growth not seen
+    // to stop). Sampled more coarsely than the fast fit resolves (its variance infinite: a few
+    // seconds apart), the recent slope says nothing, and the long fit decides alone.
+    bool recent_disagrees = false;
+    if (history_s_ < p.slow_min_history_s && p.slow_recent_slope_fraction > 0 && fast_ok &&
+        std::isfinite(fast_var)) {
+      const double bound = p.fast_z * std::sqrt(fast_var) * p.fast_error_inflation;
+      const double recent = keeping ? fast_slope + bound : fast_slope - bound;
+      recent_disagrees = recent < p.slow_recent_slope_fraction * slow_slope;
+    }
+    if (!recent_disagrees && slow_slope > 0 &&
         slow_slope * slow_slope > (pressured ? pressure_slow_z2_ : slow_z2_) * slow_var) {
       const double headroom = std::max(0.0, limit - slow_level);
       if (headroom <= p.slow_horizon_s * slow_slope) {
