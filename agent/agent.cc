@@ -490,7 +490,9 @@ std::string Agent::SummaryLine() const {
                       " json=", c.json_dropped, " malformed=", c.pipeline.records_malformed,
                       "; processes=", c.pipeline.processes, " snapshot_every=",
                       absl::FormatDuration(absl::Nanoseconds(last_snapshot_interval_ns_.load())),
-                      " cgroups=", c.pipeline.cgroups_tracked, " samples=", c.pipeline.samples);
+                      " cgroups=", c.pipeline.cgroups_tracked, " samples=", c.pipeline.samples,
+                      " priors: restart=", c.pipeline.restart_priors_applied,
+                      " peer=", c.pipeline.peer_priors_applied);
 }
 
 }  // namespace tapio

@@ -614,6 +614,30 @@ void Pipeline::RememberRun(const TrackedCgroup& cg) {
   restart_priors_[key] = cg.run_peak;
 }
 
+void Pipeline::ApplyPrior(TrackedCgroup& cg, uint64_t limit_bytes) {
+  const predict::RunPeak* prior = nullptr;
+  auto finished = restart_priors_.find(cg.restart_key);
+  if (finished != restart_priors_.end() && finished->second.limit_bytes == limit_bytes) {
+    prior = &finished->second;
+  }
+  bool from_peer = false;
+  // One pass over the tracked cgroups per new run; a peer is one whose identity has settled.
+  for (const auto& [id, peer] : cgroups_) {
+    if (&peer == &cg || peer.restart_key != cg.restart_key || peer.state.at_risk ||
+        !peer.run_peak.usable() || peer.run_peak.limit_bytes != limit_bytes) {
+      continue;
+    }
+    if (prior == nullptr || peer.run_peak.peak_bytes > prior->peak_bytes) {
+      prior = &peer.run_peak;
+      from_peer = true;
+    }
+  }
+  if (prior == nullptr) return;
+  cg.predictor->SetPriorPeak(prior->peak_bytes, prior->limit_bytes);
+  absl::MutexLock counters_lock(&counters_mu_);
+  ++(from_peer ? counters_.peer_priors_applied : counters_.restart_priors_applied);
+}
+
 absl::StatusOr<CgroupMemoryStat> Pipeline::ReadCgroup(TrackedCgroup& cg) {
   if (cg.reader == nullptr) {
     auto reader = CgroupMemoryReader::Open(layout_, cg.path);
@@ -641,7 +665,8 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
 
   predict::MemorySample sample;
   // The predictor wants monotonic time: a wall-clock step must not look like a gap or go back.
-  sample.time_ms = ClockNs(CLOCK_MONOTONIC) / 1000000;
+  sample.time_ms =
+      options_.monotonic_ms ? options_.monotonic_ms() : ClockNs(CLOCK_MONOTONIC) / 1000000;
   sample.usage_bytes = stat.usage_bytes;
   sample.limit_bytes = stat.effective_limit_bytes;
   sample.anon_bytes = stat.anon_bytes;
@@ -660,13 +685,8 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   // does not know yet is looked up at a later sample).
   if (!cg.prior_checked && identity != nullptr && !AwaitsEnrichment(*identity)) {
     cg.prior_checked = true;
-    const std::string key = RestartKey(*identity);
-    auto prior = key.empty() ? restart_priors_.end() : restart_priors_.find(key);
-    if (prior != restart_priors_.end()) {
-      cg.predictor->SetPriorPeak(prior->second.peak_bytes, prior->second.limit_bytes);
-      absl::MutexLock counters_lock(&counters_mu_);
-      ++counters_.restart_priors_applied;
-    }
+    cg.restart_key = RestartKey(*identity);
+    if (!cg.restart_key.empty()) ApplyPrior(cg, sample.limit_bytes);
   }
   const predict::Prediction p = cg.predictor->Update(sample);
   cg.run_peak.Add(sample);

@@ -89,6 +89,8 @@ struct PipelineOptions {
   // Sample the hierarchy root too (normally not: it has no limit to predict against).
   bool sample_root = false;
   uint32_t page_size = 4096;
+  // The predictor's clock, monotonic ms; empty = CLOCK_MONOTONIC. Tests drive it.
+  std::function<int64_t()> monotonic_ms;
 };
 
 // What ListContainers shows per cgroup: latest reading and prediction.
@@ -115,6 +117,7 @@ struct PipelineCounters {
   uint64_t cgroup_path_misses = 0;
   uint64_t trace_errors = 0;
   uint64_t restart_priors_applied = 0;  // runs given their workload's previous peak (RestartKey)
+  uint64_t peer_priors_applied = 0;     // runs given a running replica's peak instead
   // Debug events (RSS changes, process lifecycle) not built because no consumer asked for them
   // (EventBus::Wants): not a loss, nothing would have received them.
   uint64_t events_not_built = 0;
@@ -184,9 +187,11 @@ class Pipeline {
     uint64_t open_failures = 0;
     std::unique_ptr<predict::TraceWriter> trace;
     int64_t oom_label_ms = -1;  // OOM kill time (monotonic ms) not yet written to the trace
-    // This run, for the next run of the same workload (RestartKey).
+    // This run, for the next run of the same workload (RestartKey) and for replicas started
+    // beside it.
     predict::RunPeak run_peak;
-    bool prior_checked = false;  // the previous run's peak was looked up
+    bool prior_checked = false;  // the previous run's (or a live peer's) peak was looked up
+    std::string restart_key;     // RestartKey, once prior_checked ("" = none)
     ContainerState state;
   };
 
@@ -222,6 +227,11 @@ class Pipeline {
                    absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
   // A tracked cgroup is gone: its peak becomes the prior of the workload's next run.
   void RememberRun(const TrackedCgroup& cg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
+  // A new run's prior at `limit_bytes`: the higher of its workload's last finished run's peak and
+  // the peaks so far of its running replicas that are not at risk (a scale-up or rolling update
+  // starts the new run beside them). Counted; nothing when neither exists at this limit.
+  void ApplyPrior(TrackedCgroup& cg, uint64_t limit_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
 
   const PipelineOptions options_;
   const CgroupLayout layout_;
@@ -262,9 +272,10 @@ class Pipeline {
   std::atomic<int> at_risk_count_{0};
 };
 
-// Which runs are "the same workload" for the restart prior (predict::OomPredictor::SetPriorPeak):
-// a pod's container across restarts, and the containers of one controller's pods (a Deployment's
-// replicas, a CronJob's runs): namespace / controller (else pod) / container name. On a plain
+// Which runs are "the same workload" for the restart and live-peer priors
+// (predict::OomPredictor::SetPriorPeak): a pod's container across restarts, and the containers of
+// one controller's pods (a Deployment's replicas, a CronJob's runs): namespace / controller (else
+// pod) / container name. On a plain
 // host, the cgroup path (a service restarted in place). "" (no prior) for a container without pod
 // metadata, whose path names only this one run.
 std::string RestartKey(const WorkloadIdentity& identity);

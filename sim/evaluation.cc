@@ -280,6 +280,25 @@ std::optional<predict::RunPeak> PriorRunOf(const predict::Trace& trace) {
   return run;
 }
 
+std::optional<predict::RunPeak> LivePeerRunOf(const predict::Trace& peer, int64_t at_ms,
+                                              const predict::ModelParams& params) {
+  if (peer.samples.empty() || peer.samples.front().time_ms >= at_ms ||
+      peer.samples.back().time_ms < at_ms ||
+      (peer.header.oom_time_ms && *peer.header.oom_time_ms <= at_ms)) {
+    return std::nullopt;
+  }
+  predict::OomPredictor predictor(&params);
+  predict::RunPeak run;
+  bool at_risk = false;
+  for (const MemorySample& s : peer.samples) {
+    if (s.time_ms > at_ms) break;
+    at_risk = predictor.Update(s).state == predict::Prediction::State::kAtRisk;
+    run.Add(s);
+  }
+  if (at_risk || !run.usable()) return std::nullopt;
+  return run;
+}
+
 EvalReport EvaluateTraces(const predict::ModelParams& params,
                           const std::vector<predict::Trace>& traces,
                           const std::vector<std::optional<predict::RunPeak>>& priors) {

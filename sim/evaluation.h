@@ -110,6 +110,12 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
 // What the agent remembers of a finished run for the next one (Pipeline::RememberRun): the
 // trace's RunPeak. Nothing for a run that was OOM-killed or unlimited.
 std::optional<predict::RunPeak> PriorRunOf(const predict::Trace& trace);
+// A replica of the same workload still running when a new run starts at `at_ms` (a rolling update
+// or a scale-up starts it beside the old ones; Pipeline's live-peer prior): the peer's RunPeak
+// up to then, as the agent would see it. Nothing if the peer had not started or had ended by then,
+// was OOM-killed, or was itself at risk (its own predictor replayed to `at_ms`).
+std::optional<predict::RunPeak> LivePeerRunOf(const predict::Trace& peer, int64_t at_ms,
+                                              const predict::ModelParams& params);
 
 // Scores traces read from files (their recorded cadence). `priors`, when not empty, is aligned
 // with `traces`: each trace with a prior is replayed as the restart of that run.

@@ -33,6 +33,11 @@ ABSL_FLAG(
     std::string, prior_traces, "",
     "with --traces: comma-separated earlier runs; a trace whose class matches one is replayed "
     "as that run's restart (the agent's restart prior, OomPredictor::SetPriorPeak)");
+ABSL_FLAG(std::string, peer_traces, "",
+          "with --traces (not with --prior_traces): comma-separated runs of the same workloads "
+          "recorded on the same clock; a trace whose class matches one is replayed as a new "
+          "replica started beside it (the agent's live-peer prior: the peer's peak so far, when "
+          "it is running and not at risk at the trace's first sample)");
 ABSL_FLAG(std::string, markdown_out, "", "write the markdown tables here ('-' = stdout)");
 ABSL_FLAG(std::string, json_out, "", "write the JSON report here");
 ABSL_FLAG(std::string, svg_out, "", "write the recall-vs-lead plot (SVG) here");
@@ -187,20 +192,34 @@ int main(int argc, char** argv) {
       }
       traces.push_back(std::move(*trace));
     }
+    const std::string prior_list = absl::GetFlag(FLAGS_prior_traces);
+    const std::string peer_list = absl::GetFlag(FLAGS_peer_traces);
+    if (!prior_list.empty() && !peer_list.empty()) {
+      std::cerr << "tapio-eval: --prior_traces and --peer_traces are alternatives\n";
+      return 2;
+    }
     std::vector<std::optional<predict::RunPeak>> priors;
-    if (const std::string prior_list = absl::GetFlag(FLAGS_prior_traces); !prior_list.empty()) {
-      absl::flat_hash_map<std::string, std::optional<predict::RunPeak>> by_class;
-      for (absl::string_view path : absl::StrSplit(prior_list, ',', absl::SkipEmpty())) {
-        absl::StatusOr<predict::Trace> prior = predict::ReadTraceFile(std::string(path));
-        if (!prior.ok()) {
-          std::cerr << "tapio-eval: " << prior.status().message() << "\n";
+    if (const std::string& list = prior_list.empty() ? peer_list : prior_list; !list.empty()) {
+      // The earlier (or concurrent) run of each class.
+      absl::flat_hash_map<std::string, predict::Trace> by_class;
+      for (absl::string_view path : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+        absl::StatusOr<predict::Trace> other = predict::ReadTraceFile(std::string(path));
+        if (!other.ok()) {
+          std::cerr << "tapio-eval: " << other.status().message() << "\n";
           return 2;
         }
-        by_class[prior->header.workload_class] = sim::PriorRunOf(*prior);
+        std::string workload_class = other->header.workload_class;
+        by_class.insert_or_assign(std::move(workload_class), std::move(*other));
       }
       for (const predict::Trace& trace : traces) {
         auto it = by_class.find(trace.header.workload_class);
-        priors.push_back(it == by_class.end() ? std::nullopt : it->second);
+        if (it == by_class.end() || trace.samples.empty()) {
+          priors.push_back(std::nullopt);
+        } else if (prior_list.empty()) {
+          priors.push_back(sim::LivePeerRunOf(it->second, trace.samples.front().time_ms, params));
+        } else {
+          priors.push_back(sim::PriorRunOf(it->second));
+        }
       }
     }
     report = sim::EvaluateTraces(params, traces, priors);

@@ -382,6 +382,7 @@ class PipelineRestartTest : public ::testing::Test {
     WriteText(root_ + "/cgroup.controllers", "memory\n");
     layout_.unified_root = root_;
     layout_.memory_on_unified = true;
+    options_.monotonic_ms = [this] { return absl::ToUnixMillis(now_); };  // 10 s per Sample()
     pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
   }
   ~PipelineRestartTest() override { std::filesystem::remove_all(root_); }
@@ -394,12 +395,11 @@ class PipelineRestartTest : public ::testing::Test {
   void MakeCgroups(std::initializer_list<const char*> names) {
     for (const char* name : names) std::filesystem::create_directories(root_ + "/" + name);
   }
-  // A run: a container cgroup at 1 GiB with `anon` bytes, seen through one exec record.
-  void Start(const std::string& name, uint64_t anon, int oom_kills) {
+  // A run: a container cgroup at `limit` (1 GiB) with `anon` bytes, seen through one exec record.
+  void Start(const std::string& name, uint64_t anon, int oom_kills, uint64_t limit = 1ull << 30) {
     const std::string dir = root_ + "/" + name;
-    WriteText(dir + "/memory.max", "1073741824\n");
-    WriteText(dir + "/memory.current", absl::StrCat(anon + 4096, "\n"));
-    WriteText(dir + "/memory.stat", absl::StrCat("anon ", anon, "\nfile 4096\nshmem 0\n"));
+    WriteText(dir + "/memory.max", absl::StrCat(limit, "\n"));
+    SetAnon(name, anon);
     WriteText(dir + "/memory.events", absl::StrCat("max 0\noom 0\noom_kill ", oom_kills, "\n"));
     struct stat st;
     ASSERT_EQ(stat(dir.c_str(), &st), 0);
@@ -407,6 +407,18 @@ class PipelineRestartTest : public ::testing::Test {
     exec.hdr = Header(TAPIO_REC_PROC_EXEC, ++pid_, st.st_ino, "app");
     pipeline_->HandleRecord(&exec, sizeof(exec), 0);
     Sample();
+  }
+  void SetAnon(const std::string& name, uint64_t anon) {
+    const std::string dir = root_ + "/" + name;
+    WriteText(dir + "/memory.current", absl::StrCat(anon + 4096, "\n"));
+    WriteText(dir + "/memory.stat", absl::StrCat("anon ", anon, "\nfile 4096\nshmem 0\n"));
+  }
+  bool AtRisk(const std::string& name) {
+    for (const ContainerState& c : pipeline_->Containers()) {
+      if (c.identity != nullptr && c.identity->cgroup_path == "/" + name) return c.at_risk;
+    }
+    ADD_FAILURE() << name << " is not tracked";
+    return false;
   }
   // The run ends: its usage stops parsing (cgroupfs fails reads of a removed cgroup), its
   // directory goes, and the sampler lets it go.
@@ -440,6 +452,30 @@ TEST_F(PipelineRestartTest, TheNextRunOfAWorkloadGetsThePreviousRunsPeak) {
   ASSERT_EQ(pipeline_->counters().cgroups_tracked, 0u);
   Start("run2", 100 << 20, 0);
   EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
+}
+
+TEST_F(PipelineRestartTest, AReplicaStartedBesideARunningOneGetsItsPeak) {
+  MakeCgroups({"run1", "run2", "run3"});
+  Start("run1", 600 << 20, 0);
+  for (int i = 0; i < 10; ++i) Sample();  // 100 s at 600 MiB, quiet
+  ASSERT_FALSE(AtRisk("run1"));
+  Start("run2", 100 << 20, 0);  // a scale-up: run1 is still running
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 0u);
+  Start("run3", 100 << 20, 0, 2ull << 30);  // another limit: run1's peak says nothing about it
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+}
+
+TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPrior) {
+  MakeCgroups({"run1", "run2"});
+  Start("run1", 10 << 20, 0);
+  for (uint64_t mib = 110; mib <= 810 && !AtRisk("run1"); mib += 100) {
+    SetAnon("run1", mib << 20);  // 10 MiB/s from nothing: a leak
+    Sample();
+  }
+  ASSERT_TRUE(AtRisk("run1")) << "the leaking replica was not predicted: the test proves nothing";
+  Start("run2", 100 << 20, 0);
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
 }
 
 TEST_F(PipelineRestartTest, ARunThatWasOomKilledLeavesNoPrior) {

@@ -72,6 +72,45 @@ TEST(ScoreTraceTest, EveryRaiseOnANegativeTraceIsAFalseAlarm) {
   EXPECT_NEAR(s.false_alarms_per_hour, 4 / (3599.0 / 3600), 1e-9);
 }
 
+// 1 GiB limit; anon from `anon_mib(t_s)` every second from `start_s` to `end_s`.
+predict::Trace PeerTrace(int64_t start_s, int64_t end_s,
+                         const std::function<double(double)>& anon_mib) {
+  predict::Trace t;
+  t.header.workload_class = "kernel_redis";
+  for (int64_t sec = start_s; sec < end_s; ++sec) {
+    predict::MemorySample s;
+    s.time_ms = sec * 1000;
+    s.limit_bytes = 1024ull << 20;
+    s.anon_bytes = static_cast<uint64_t>(anon_mib(static_cast<double>(sec - start_s)) * (1 << 20));
+    s.usage_bytes = s.anon_bytes;
+    t.samples.push_back(s);
+  }
+  return t;
+}
+
+TEST(LivePeerRunOfTest, IsThePeersPeakSoFarWhileItRunsQuietly) {
+  const predict::ModelParams params;
+  // Filled to 600 MiB in the first 60 s, then flat; later (after the new run started) 700 MiB.
+  predict::Trace peer =
+      PeerTrace(100, 2000, [](double t) { return t < 60 ? 10 * t : (t < 1000 ? 600 : 700); });
+  std::optional<predict::RunPeak> run = LivePeerRunOf(peer, 600 * 1000, params);
+  ASSERT_TRUE(run.has_value());
+  EXPECT_EQ(run->peak_bytes, 600ull << 20);  // not what the peer reaches after the new start
+  EXPECT_EQ(run->limit_bytes, 1024ull << 20);
+  EXPECT_FALSE(LivePeerRunOf(peer, 100 * 1000, params).has_value());   // not started before
+  EXPECT_FALSE(LivePeerRunOf(peer, 2000 * 1000, params).has_value());  // ended
+  peer.header.oom_time_ms = 500 * 1000;
+  EXPECT_FALSE(LivePeerRunOf(peer, 600 * 1000, params).has_value());  // killed before
+}
+
+TEST(LivePeerRunOfTest, APeerAtRiskIsNoPrior) {
+  const predict::ModelParams params;
+  // Leaking 2 MiB/s from 10 MiB: at risk (the early-rise rule) well before 400 s.
+  predict::Trace peer = PeerTrace(0, 500, [](double t) { return 10 + 2 * t; });
+  EXPECT_FALSE(LivePeerRunOf(peer, 400 * 1000, params).has_value());
+  EXPECT_TRUE(LivePeerRunOf(peer, 30 * 1000, params).has_value());  // not yet at risk
+}
+
 TEST(SummarizeTest, RecallCountsLeadAtLeastTheThresholdAndMissesAsZero) {
   TraceResult a, b, c, d;
   for (TraceResult* r : {&a, &b, &c, &d}) r->positive = true;

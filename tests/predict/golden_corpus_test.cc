@@ -117,10 +117,15 @@ TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegat
 }
 
 // tests/fixtures/predict/restart: second runs of recorded negatives (sim/record_negatives.sh run
-// again), each replayed as the agent replays a restart: with the peak of the first run (the
-// trace of the same class one directory up) as the restart prior. None may raise; without the
-// prior their start-up fills do, so the prior is what keeps them quiet.
-TEST(GoldenCorpusTest, RestartsOfRecordedNegativesStayQuietWithTheFirstRunsPeak) {
+// again while the first runs were still going, on the same clock), each replayed with a prior
+// from its first run (the trace of the same class one directory up):
+// - as a restart: the first run's peak (the agent's restart prior, Pipeline::RememberRun);
+// - as a new replica beside a live one: the first run's peak so far, when it is running and not
+//   at risk at the second run's start (the agent's live-peer prior: a scale-up, a rolling update).
+// None may raise; without a prior their start-up fills do, so the prior is what keeps them quiet.
+enum class PriorFrom { kFinishedRun, kLivePeer };
+
+void ExpectSecondRunsQuietWithPrior(PriorFrom from) {
   const std::filesystem::path dir =
       std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict";
   if (!std::filesystem::exists(dir / "restart")) GTEST_SKIP() << "no restart traces";
@@ -135,18 +140,30 @@ TEST(GoldenCorpusTest, RestartsOfRecordedNegativesStayQuietWithTheFirstRunsPeak)
     ASSERT_TRUE(first.ok()) << entry.path() << ": no first run: " << first.status();
     ASSERT_EQ(first->header.workload_class, second->header.workload_class);
     ASSERT_FALSE(second->header.oom_time_ms.has_value()) << entry.path();
-    std::optional<predict::RunPeak> prior = PriorRunOf(*first);
+    ASSERT_FALSE(second->samples.empty()) << entry.path();
+    std::optional<predict::RunPeak> prior =
+        from == PriorFrom::kFinishedRun
+            ? PriorRunOf(*first)
+            : LivePeerRunOf(*first, second->samples.front().time_ms, params);
     ASSERT_TRUE(prior.has_value()) << entry.path();
     ++n;
     auto plain = MakeDetector(DetectorKind::kModel, &params);
     raises_without_prior += ScoreTrace(*second, plain.get(), ClassGroup::kNegative).raises;
-    auto restarted = MakeDetector(DetectorKind::kModel, &params);
-    restarted->SetPriorPeak(prior->peak_bytes, prior->limit_bytes);
-    TraceResult r = ScoreTrace(*second, restarted.get(), ClassGroup::kNegative);
+    auto with_prior = MakeDetector(DetectorKind::kModel, &params);
+    with_prior->SetPriorPeak(prior->peak_bytes, prior->limit_bytes);
+    TraceResult r = ScoreTrace(*second, with_prior.get(), ClassGroup::kNegative);
     EXPECT_EQ(r.false_alarms, 0) << entry.path();
   }
   ASSERT_GT(n, 0);
   EXPECT_GT(raises_without_prior, 0) << "the restart corpus no longer tests the prior";
+}
+
+TEST(GoldenCorpusTest, RestartsOfRecordedNegativesStayQuietWithTheFirstRunsPeak) {
+  ExpectSecondRunsQuietWithPrior(PriorFrom::kFinishedRun);
+}
+
+TEST(GoldenCorpusTest, ReplicasStartedBesideRecordedNegativesStayQuietWithTheLivePeersPeak) {
+  ExpectSecondRunsQuietWithPrior(PriorFrom::kLivePeer);
 }
 
 }  // namespace

@@ -337,21 +337,35 @@ TEST_F(OomPredictorTest, APriorDoesNotSilenceRiskAfterAnOomKill) {
   EXPECT_GE(run.first_raise_ms, 900 * 1000);
 }
 
-int RaisesOnSteppedHeap(const ModelParams& params) {
+// Raises in 600 s, at the predictor's own cadence, on memory at `base_mib` that grows by
+// `step_mib` every `every_ms` until it has taken `steps` steps, then stays flat.
+int RaisesOnStepsThatStop(const ModelParams& params, double base_mib, double step_mib,
+                          int64_t every_ms, int steps) {
   OomPredictor predictor(&params);
   return Drive(&predictor, 600 * 1000, /*own cadence*/ 0,
-               [](int64_t t, int64_t i) {
-                 const int done = std::clamp(static_cast<int>((t - 2000) / 4000) + 1, 0, 5);
-                 return Sample(t, 50 + 112.0 * done + Noise(i, 0.3));
+               [&](int64_t t, int64_t i) {
+                 const int done = std::clamp(static_cast<int>((t - 2000) / every_ms) + 1, 0, steps);
+                 return Sample(t, base_mib + step_mib * done + Noise(i, 0.3));
                })
       .raises;
 }
 
+int RaisesOnSteppedHeap(const ModelParams& params) {
+  return RaisesOnStepsThatStop(params, 50, 112, 4000, 5);
+}
+
+// `raises` counts none with the default parameters and some with `rule` set to 0 (off): the rule
+// is what keeps that shape quiet.
+void ExpectQuietOnlyWithRule(double ModelParams::*rule, int (*raises)(const ModelParams&)) {
+  const ModelParams params;
+  EXPECT_EQ(raises(params), 0);
+  ModelParams without = params;
+  without.*rule = 0;
+  EXPECT_GE(raises(without), 1) << "what the rule prevents";
+}
+
 TEST_F(OomPredictorTest, AHeapCommittedInStepsDoesNotRaiseOnceItStops) {
-  EXPECT_EQ(RaisesOnSteppedHeap(params_), 0);
-  ModelParams unconfirmed = params_;
-  unconfirmed.fast_confirm_fraction = 0;
-  EXPECT_GE(RaisesOnSteppedHeap(unconfirmed), 1);  // what the rule prevents
+  ExpectQuietOnlyWithRule(&ModelParams::fast_confirm_fraction, RaisesOnSteppedHeap);
 }
 
 // A cache filled at start-up in steps (+40 MiB every 3 s from 10 MiB to 650 MiB, like redis
@@ -361,20 +375,11 @@ TEST_F(OomPredictorTest, AHeapCommittedInStepsDoesNotRaiseOnceItStops) {
 // the recent growth to be significant; an alarm that is up only needs it not to have visibly
 // stopped.
 int RaisesOnStartupFillThatStopped(const ModelParams& params) {
-  OomPredictor predictor(&params);
-  return Drive(&predictor, 600 * 1000, /*own cadence*/ 0,
-               [](int64_t t, int64_t i) {
-                 const int done = std::clamp(static_cast<int>((t - 2000) / 3000) + 1, 0, 16);
-                 return Sample(t, 10 + 40.0 * done + Noise(i, 0.3));
-               })
-      .raises;
+  return RaisesOnStepsThatStop(params, 10, 40, 3000, 16);
 }
 
 TEST_F(OomPredictorTest, AStartupFillIsNotWarnedAfterItHasStopped) {
-  EXPECT_EQ(RaisesOnStartupFillThatStopped(params_), 0);
-  ModelParams no_recent_check = params_;
-  no_recent_check.slow_recent_slope_fraction = 0;
-  EXPECT_GE(RaisesOnStartupFillThatStopped(no_recent_check), 1);  // what the rule prevents
+  ExpectQuietOnlyWithRule(&ModelParams::slow_recent_slope_fraction, RaisesOnStartupFillThatStopped);
 }
 
 // The other side of the confirmation rule: a leak that also grows in steps (+6% of the limit every
