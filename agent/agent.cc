@@ -449,6 +449,8 @@ metrics::AgentHealth Agent::Health() const {
     const attrib::RegistryStats rs = registry_->stats();
     h.attribution_failures_total += rs.refresh_failures_total + rs.status_failures_total;
   }
+  h.restart_priors_total = c.pipeline.restart_priors_applied;
+  h.peer_priors_total = c.pipeline.peer_priors_applied;
   h.bpf_stats_enabled = ReadBpfStatsEnabled();
   if (tracker_) {
     for (const auto& p : tracker_->Programs()) {

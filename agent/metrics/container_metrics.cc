@@ -442,6 +442,17 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
          health.subscribers);
   single("tapio_agent_attribution_failures_total", "cgroup to container lookups that failed.",
          MetricType::Counter, health.attribution_failures_total);
+  {
+    MetricFamily f = Family("tapio_agent_prediction_priors_total",
+                            "New runs whose start-up fill is measured against a prior peak: of "
+                            "the workload's last finished run (restart) or of a running replica "
+                            "(peer).",
+                            MetricType::Counter);
+    f.metric.push_back(
+        Sample({{"source", "restart"}}, MetricType::Counter, health.restart_priors_total));
+    f.metric.push_back(Sample({{"source", "peer"}}, MetricType::Counter, health.peer_priors_total));
+    add_family(std::move(f));
+  }
   single("tapio_agent_bpf_stats_enabled",
          "1 when kernel.bpf_stats_enabled is on, so BPF run counts and times are collected.",
          MetricType::Gauge, health.bpf_stats_enabled ? 1 : 0);

@@ -259,6 +259,8 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
     h.subscriber_drops_total = 5;
     h.subscribers = 2;
     h.attribution_failures_total = 4;
+    h.restart_priors_total = 6;
+    h.peer_priors_total = 7;
     h.bpf_stats_enabled = true;
     h.bpf_programs.push_back({"handle_mark_victim", 10, 2'000'000'000});
     h.version = "0.1.0";
@@ -273,6 +275,8 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
   EXPECT_THAT(text, HasSubstr("tapio_agent_subscriber_dropped_events_total 5"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_subscribers 2"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_attribution_failures_total 4"));
+  EXPECT_THAT(text, HasSubstr("tapio_agent_prediction_priors_total{source=\"restart\"} 6"));
+  EXPECT_THAT(text, HasSubstr("tapio_agent_prediction_priors_total{source=\"peer\"} 7"));
   EXPECT_THAT(text,
               HasSubstr("tapio_agent_bpf_program_runs_total{program=\"handle_mark_victim\"} 10"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_bpf_program_run_seconds_total{program=\"handle_mark_"
