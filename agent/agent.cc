@@ -177,6 +177,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& options
   agent->resolver_ = std::move(*resolver);
   agent->pipeline_ = std::make_unique<Pipeline>(options.pipeline, agent->layout_, &agent->bus_,
                                                 agent->resolver_.get(), &agent->model_params_);
+  agent->RestorePriors();
   if (options.enable_bpf_stats) {
     auto previous = bpf::SetBpfStatsEnabled(true);
     if (previous.ok()) {
@@ -260,6 +261,7 @@ void Agent::Stop() {
   if (api_) api_->Shutdown();
   if (ingest_.joinable()) ingest_.join();
   if (sampler_.joinable()) sampler_.join();
+  SavePriors(/*at_stop=*/true);
   metrics_.reset();  // its scrape threads read the tracker
   // Detach from the kernel before the last events are written out.
   tracker_.reset();
@@ -346,9 +348,56 @@ void Agent::IngestLoop() {
   PublishKernelLoss(tracker_->ReadLoss());
 }
 
+void Agent::RestorePriors() {
+  const std::string& path = options_.prior_state_file;
+  if (path.empty()) return;
+  absl::StatusOr<std::string> text = ReadFileToString(path, 4 << 20);
+  if (absl::IsNotFound(text.status())) {
+    TAPIO_LOG(kInfo, "restart priors: %s does not exist yet; it will be written", path);
+    return;
+  }
+  absl::StatusOr<std::vector<StoredPrior>> priors =
+      text.ok() ? PriorsFromJson(*text) : absl::StatusOr<std::vector<StoredPrior>>(text.status());
+  if (!priors.ok()) {
+    // Starting without priors only costs start-up predictions; the file is rewritten once a run
+    // finishes.
+    prior_store_errors_.fetch_add(1);
+    TAPIO_LOG(kWarning, "restart priors: ignoring %s: %s", path, priors.status().ToString());
+    return;
+  }
+  const size_t taken = pipeline_->RestorePriors(*priors);
+  pipeline_->FinishedRunPriors(&priors_saved_generation_);
+  TAPIO_LOG(kInfo, "restart priors: %zu of %zu restored from %s", taken, priors->size(), path);
+}
+
+void Agent::SavePriors(bool at_stop) {
+  const std::string& path = options_.prior_state_file;
+  if (path.empty()) return;
+  uint64_t generation = 0;
+  const std::vector<StoredPrior> priors = pipeline_->FinishedRunPriors(&generation, at_stop);
+  if (!at_stop && generation == priors_saved_generation_) return;
+  const absl::Status written = ReplaceFileAtomically(path, PriorsToJson(priors));
+  if (written.ok()) {
+    priors_saved_generation_ = generation;
+    if (!priors_last_error_.empty()) TAPIO_LOG(kInfo, "restart priors: %s written again", path);
+    priors_last_error_.clear();
+    return;
+  }
+  prior_store_errors_.fetch_add(1);
+  if (written.ToString() != priors_last_error_) {
+    priors_last_error_ = written.ToString();
+    TAPIO_LOG(kWarning, "restart priors: cannot write %s: %s (kept in memory, retried)", path,
+              priors_last_error_);
+  }
+}
+
 void Agent::SamplerLoop() {
   while (!stopping_.load()) {
     const absl::Time next = pipeline_->SampleDue(absl::Now());
+    if (const absl::Time now = absl::Now(); now >= priors_next_save_) {
+      priors_next_save_ = now + absl::Minutes(1);
+      SavePriors(/*at_stop=*/false);
+    }
     // Wake at the next due sample, but at least every 50 ms to notice OOM-triggered samples.
     absl::Duration wait =
         std::clamp(next - absl::Now(), absl::Milliseconds(5), absl::Milliseconds(50));
@@ -451,6 +500,7 @@ metrics::AgentHealth Agent::Health() const {
   }
   h.restart_priors_total = c.pipeline.restart_priors_applied;
   h.peer_priors_total = c.pipeline.peer_priors_applied;
+  h.prior_store_errors_total = prior_store_errors_.load();
   h.bpf_stats_enabled = ReadBpfStatsEnabled();
   if (tracker_) {
     for (const auto& p : tracker_->Programs()) {

@@ -43,6 +43,10 @@ struct AgentOptions {
   double snapshot_cpu_budget = 0.005;
   std::string kmsg_path = "/dev/kmsg";  // "" disables the kernel-log OOM context
   std::string model_file;               // "" = compiled-in defaults
+  // The restart priors are kept in this file across agent restarts and node reboots
+  // (prior_store.h): read at start, written when they changed, every minute and at stop.
+  // "" = in memory only.
+  std::string prior_state_file;
   bool json_output = false;
   Severity json_min_severity = Severity::kDebug;
   size_t replay_capacity = kDefaultReplayCapacity;
@@ -106,6 +110,10 @@ class Agent : public api::AgentStateSource {
   void SamplerLoop();
   void JsonLoop();
   void PublishKernelLoss(const bpf::LossCounters& now);
+  // prior_state_file: read once at start; written by the sampler thread, then by Stop.
+  void RestorePriors();
+  // `at_stop`: also the runs still going, and written even if nothing finished since.
+  void SavePriors(bool at_stop);
   metrics::AgentHealth Health() const;
 
   const AgentOptions options_;
@@ -135,6 +143,10 @@ class Agent : public api::AgentStateSource {
   mutable absl::Mutex counts_mu_;
   bpf::LossCounters reported_loss_ ABSL_GUARDED_BY(counts_mu_);
   std::atomic<uint64_t> poll_errors_{0};
+  std::atomic<uint64_t> prior_store_errors_{0};  // unreadable, malformed or unwritable state
+  uint64_t priors_saved_generation_ = 0;         // Pipeline::FinishedRunPriors' generation
+  absl::Time priors_next_save_ = absl::InfinitePast();
+  std::string priors_last_error_;  // logged once per distinct error
   std::atomic<int64_t> last_snapshot_interval_ns_{0};
   std::array<std::atomic<uint64_t>, kEventKindCount> published_{};
 };

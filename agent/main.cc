@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "absl/flags/flag.h"
@@ -53,6 +54,10 @@ ABSL_FLAG(int32_t, min_sample_interval_ms, 100, "Shortest interval between two r
 ABSL_FLAG(int32_t, summary_interval_s, 30, "Interval of the summary line on stderr (0: none).");
 ABSL_FLAG(std::string, model_file, "",
           "Predictor parameters (JSON; see models/default.json). Default: compiled-in values.");
+ABSL_FLAG(std::string, prior_state_file, "",
+          "Keep the restart priors (each workload's last peak, so its next start-up fill is not "
+          "predicted again) in this file across agent restarts and node reboots; written "
+          "atomically when they change. '' = in memory only.");
 ABSL_FLAG(std::string, kmsg, "/dev/kmsg",
           "Kernel log device for OOM constraints and OOM memcg ('' to disable).");
 ABSL_FLAG(bool, process_events, true, "Emit process exec/fork/exit events.");
@@ -193,6 +198,14 @@ int main(int argc, char** argv) {
   options.snapshot_cpu_budget = budget_pct / 100;
   options.kmsg_path = absl::GetFlag(FLAGS_kmsg);
   options.model_file = absl::GetFlag(FLAGS_model_file);
+  options.prior_state_file = absl::GetFlag(FLAGS_prior_state_file);
+  if (!options.prior_state_file.empty()) {
+    const std::string dir = std::filesystem::path(options.prior_state_file).parent_path().string();
+    if (access(dir.empty() ? "." : dir.c_str(), W_OK | X_OK) != 0) {
+      return Fail(absl::StrCat("--prior_state_file: ", options.prior_state_file,
+                               ": its directory is not writable"));
+    }
+  }
   options.pipeline.node_name = absl::GetFlag(FLAGS_node_name);
   if (options.pipeline.node_name.empty()) options.pipeline.node_name = DefaultNodeName();
   options.pipeline.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));

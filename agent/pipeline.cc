@@ -24,7 +24,7 @@ constexpr size_t kIdentityCacheMax = 65536;
 // At most this many kernel-log OOM summaries are kept while they wait for their BPF record.
 constexpr size_t kMaxKmsgSummaries = 256;
 // Finished runs remembered for the restart prior (one entry per workload).
-constexpr size_t kRestartPriorsMax = 4096;
+constexpr size_t kRestartPriorsMax = kMaxStoredPriors;
 // Reclaim passes are folded into their cgroups at least this often (record time, ns).
 constexpr uint64_t kReclaimFoldNs = 10'000'000;
 
@@ -604,6 +604,7 @@ void Pipeline::RememberRun(const TrackedCgroup& cg) {
   if (cg.state.identity == nullptr) return;
   const std::string key = RestartKey(*cg.state.identity);
   if (key.empty()) return;
+  ++restart_priors_generation_;
   if (!cg.run_peak.usable()) {
     restart_priors_.erase(key);  // a run that was killed (or unlimited) bounds nothing
     return;
@@ -612,6 +613,43 @@ void Pipeline::RememberRun(const TrackedCgroup& cg) {
     restart_priors_.erase(restart_priors_.begin());
   }
   restart_priors_[key] = cg.run_peak;
+}
+
+std::vector<StoredPrior> Pipeline::FinishedRunPriors(uint64_t* generation,
+                                                     bool with_running) const {
+  absl::MutexLock lock(&cgroups_mu_);
+  if (generation != nullptr) *generation = restart_priors_generation_;
+  absl::flat_hash_map<std::string, predict::RunPeak> runs = restart_priors_;
+  if (with_running) {
+    for (const auto& [id, cg] : cgroups_) {
+      if (cg.restart_key.empty() || cg.state.at_risk || !cg.run_peak.usable()) continue;
+      auto [it, inserted] = runs.try_emplace(cg.restart_key, cg.run_peak);
+      if (inserted) continue;
+      if (it->second.limit_bytes != cg.run_peak.limit_bytes) {
+        it->second = cg.run_peak;  // the limit it runs with now
+      } else {
+        it->second.peak_bytes = std::max(it->second.peak_bytes, cg.run_peak.peak_bytes);
+      }
+    }
+  }
+  std::vector<StoredPrior> out;
+  out.reserve(std::min(runs.size(), kRestartPriorsMax));
+  for (const auto& [key, run] : runs) {
+    if (out.size() >= kRestartPriorsMax) break;
+    out.push_back(StoredPrior{key, run});
+  }
+  return out;
+}
+
+size_t Pipeline::RestorePriors(const std::vector<StoredPrior>& priors) {
+  absl::MutexLock lock(&cgroups_mu_);
+  size_t taken = 0;
+  for (const StoredPrior& p : priors) {
+    if (p.key.empty() || !p.run.usable()) continue;
+    if (restart_priors_.size() >= kRestartPriorsMax) break;
+    if (restart_priors_.try_emplace(p.key, p.run).second) ++taken;
+  }
+  return taken;
 }
 
 void Pipeline::ApplyPrior(TrackedCgroup& cg, uint64_t limit_bytes) {

@@ -35,6 +35,7 @@
 #include "agent/predict/model_params.h"
 #include "agent/predict/predictor.h"
 #include "agent/predict/trace.h"
+#include "agent/prior_store.h"
 #include "bpf/tapio_abi.h"
 
 namespace tapio {
@@ -159,6 +160,18 @@ class Pipeline {
   // ---- any thread ----
   std::vector<ContainerState> Containers() const;
   PipelineCounters counters() const;
+
+  // ---- the restart priors, for a file that outlives the agent (any thread; prior_store.h) ----
+  // The finished runs' peaks. `generation`, when given, is set to a number that changes whenever
+  // they do, so that a writer can skip a set it has already written. With `with_running`, the
+  // runs still going count as if they had finished now (the agent is stopping: on a reboot they
+  // end with it), unless they are at risk: per workload, the higher peak at the latest limit.
+  std::vector<StoredPrior> FinishedRunPriors(uint64_t* generation = nullptr,
+                                             bool with_running = false) const;
+  // A previous agent's priors; a run that finished since keeps its own. Returns how many were
+  // taken (at most kRestartPriorsMax are kept). The generation does not change: the file
+  // already holds them.
+  size_t RestorePriors(const std::vector<StoredPrior>& priors);
   bool any_at_risk() const { return at_risk_count_.load() > 0; }
   const CgroupLayout& layout() const { return layout_; }
 
@@ -266,6 +279,7 @@ class Pipeline {
   absl::node_hash_map<uint64_t, TrackedCgroup> cgroups_ ABSL_GUARDED_BY(cgroups_mu_);
   // RestartKey -> the last finished run's peak (bounded, see kRestartPriorsMax).
   absl::flat_hash_map<std::string, predict::RunPeak> restart_priors_ ABSL_GUARDED_BY(cgroups_mu_);
+  uint64_t restart_priors_generation_ ABSL_GUARDED_BY(cgroups_mu_) = 0;
 
   mutable absl::Mutex counters_mu_;
   PipelineCounters counters_ ABSL_GUARDED_BY(counters_mu_);

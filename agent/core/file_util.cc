@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -96,10 +97,9 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max
   return content;
 }
 
-absl::Status WriteStringToFile(const std::string& path, absl::string_view content) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
-  UniqueFd owner(fd);
+namespace {
+
+absl::Status WriteAll(int fd, absl::string_view content, const std::string& path) {
   size_t done = 0;
   while (done < content.size()) {
     const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
@@ -110,6 +110,29 @@ absl::Status WriteStringToFile(const std::string& path, absl::string_view conten
     done += static_cast<size_t>(n);
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteStringToFile(const std::string& path, absl::string_view content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", path));
+  UniqueFd owner(fd);
+  return WriteAll(fd, content, path);
+}
+
+absl::Status ReplaceFileAtomically(const std::string& path, absl::string_view content) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CLOEXEC | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("open ", tmp));
+  UniqueFd owner(fd);
+  absl::Status status = WriteAll(fd, content, tmp);
+  if (status.ok() && ::fsync(fd) != 0) status = ErrnoToStatus(errno, absl::StrCat("fsync ", tmp));
+  if (status.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    status = ErrnoToStatus(errno, absl::StrCat("rename ", tmp, " to ", path));
+  }
+  if (!status.ok()) ::unlink(tmp.c_str());
+  return status;
 }
 
 bool ParseU64(absl::string_view text, uint64_t* value, bool allow_max) {

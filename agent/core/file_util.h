@@ -41,6 +41,9 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path, size_t max
 // Re-reads an open kernel file from offset 0 (pread), the cheap way to sample cgroup files.
 absl::Status PreadAll(int fd, std::string* out, size_t max_bytes = 64 << 10);
 absl::Status WriteStringToFile(const std::string& path, absl::string_view content);
+// Writes `content` to path + ".tmp", syncs it and renames it over `path`: a reader (or the next
+// start after a crash or power loss) sees the old file or the new one, never a torn one.
+absl::Status ReplaceFileAtomically(const std::string& path, absl::string_view content);
 
 // Parses a decimal u64 ("max" -> UINT64_MAX when allow_max), trimming whitespace.
 bool ParseU64(absl::string_view text, uint64_t* value, bool allow_max = false);

@@ -453,6 +453,9 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
     f.metric.push_back(Sample({{"source", "peer"}}, MetricType::Counter, health.peer_priors_total));
     add_family(std::move(f));
   }
+  single("tapio_agent_prior_store_errors_total",
+         "Failures to read or write --prior_state_file (the priors stay in memory).",
+         MetricType::Counter, health.prior_store_errors_total);
   single("tapio_agent_bpf_stats_enabled",
          "1 when kernel.bpf_stats_enabled is on, so BPF run counts and times are collected.",
          MetricType::Gauge, health.bpf_stats_enabled ? 1 : 0);

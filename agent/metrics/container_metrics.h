@@ -86,9 +86,10 @@ struct AgentHealth {
   uint64_t subscribers = 0;             // EventBus::subscriber_count()
   uint64_t attribution_failures_total = 0;  // cgroup id -> container lookups that failed
   // New runs given a prior peak, by where it came from (Pipeline::ApplyPrior).
-  uint64_t restart_priors_total = 0;  // the workload's last finished run
-  uint64_t peer_priors_total = 0;     // a running replica of it
-  bool bpf_stats_enabled = false;     // whether run_count/run_time_ns are meaningful
+  uint64_t restart_priors_total = 0;      // the workload's last finished run
+  uint64_t peer_priors_total = 0;         // a running replica of it
+  uint64_t prior_store_errors_total = 0;  // --prior_state_file unreadable, malformed, unwritable
+  bool bpf_stats_enabled = false;         // whether run_count/run_time_ns are meaningful
   std::vector<BpfProgram> bpf_programs;
   std::string version;  // agent version, for tapio_agent_build_info
 };

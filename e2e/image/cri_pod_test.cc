@@ -121,11 +121,13 @@ const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc
 // the way the kubelet does it. Deviations, both because the fixture has no CNI (host-network pods
 // only): --metrics_address and --health_address listen on 127.0.0.1:0 instead of 0.0.0.0:9464 /
 // 0.0.0.0:9465 (on the host network those ports could clash, and tests listen on loopback only);
-// the socket-dir hostPath is a private temp dir instead of /run/tapio, and the cri-socket hostPath
+// the socket-dir and state hostPaths are private temp dirs instead of /run/tapio and
+// /var/lib/tapio, and the cri-socket hostPath
 // is the fixture's containerd socket instead of /run/containerd/containerd.sock.
 GrpcCriClient::ContainerSpec AgentContainerSpec(const std::string& image,
                                                 const std::string& cri_socket,
                                                 const std::string& socket_dir,
+                                                const std::string& state_dir,
                                                 const std::string& tmp_dir) {
   GrpcCriClient::ContainerSpec c;
   c.name = "agent";  // containers[0].name
@@ -139,6 +141,7 @@ GrpcCriClient::ContainerSpec AgentContainerSpec(const std::string& image,
             "--cri_endpoint=unix:///host/cri.sock",
             absl::StrCat("--node_name=", kNodeName),
             "--log_level=info",
+            "--prior_state_file=/var/lib/tapio/priors.json",
             "--kmsg="};
   c.envs = {{"NODE_NAME", kNodeName}};
   // resources: limits cpu 500m memory 256Mi, requests cpu 50m (kubelet: quota 50000 per 100000 us
@@ -167,6 +170,7 @@ GrpcCriClient::ContainerSpec AgentContainerSpec(const std::string& image,
       {"/proc", "/host/proc", true},                         // proc, readOnly
       {cri_socket, "/host/cri.sock", false},                 // cri-socket
       {socket_dir, "/run/tapio", false},                     // socket-dir
+      {state_dir, "/var/lib/tapio", false},                  // state
       {tmp_dir, "/tmp", false},                              // tmp: emptyDir Memory 16Mi
   };
   return c;
@@ -228,8 +232,9 @@ void RunScenario(Observed* o) {
 
   // Declared before the fixture: destroyed after it (after the pods that mount them are gone).
   ScratchDir socket_dir("tapio-image-sock");
+  ScratchDir state_dir("tapio-image-state");
   ScratchDir tmp_dir("tapio-image-tmp");
-  if (socket_dir.path().empty() || tmp_dir.path().empty() ||
+  if (socket_dir.path().empty() || state_dir.path().empty() || tmp_dir.path().empty() ||
       !tmp_dir.MountTmpfs("size=16m,mode=0755")) {
     o->setup_error = "scratch dirs / tmpfs for the emptyDir";
     return;
@@ -265,8 +270,8 @@ void RunScenario(Observed* o) {
     o->setup_error = agent_pod.status().ToString();
     return;
   }
-  GrpcCriClient::ContainerSpec spec =
-      AgentContainerSpec(image, fx->dir() + "/containerd.sock", socket_dir.path(), tmp_dir.path());
+  GrpcCriClient::ContainerSpec spec = AgentContainerSpec(
+      image, fx->dir() + "/containerd.sock", socket_dir.path(), state_dir.path(), tmp_dir.path());
   spec.log_path = "agent.log";
   spec.labels = {{std::string(attrib::kLabelContainerName), spec.name},
                  {std::string(attrib::kLabelPodName), agent_pod->name},

@@ -207,6 +207,29 @@ TEST_F(AgentKernelTest, HealthAddressServesGrpcHealthForProbes) {
   EXPECT_TRUE((*agent)->Stop().ok());
 }
 
+// A prior state file the agent cannot trust costs only its priors: the agent starts, says why,
+// and counts it (tapio_agent_prior_store_errors_total).
+TEST(AgentFlagsTest, AMalformedPriorStateFileIsIgnoredWithAWarning) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (BPF); CI runs as root";
+  const std::string state = ::testing::TempDir() + "/tapio-bad-priors.json";
+  {
+    FILE* f = fopen(state.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs("{\"tapio_priors\": 1, \"priors\": [{\"key\": \"a\"}]}", f);
+    fclose(f);
+  }
+  auto agent = AgentProcess::Start(
+      {"--prior_state_file=" + state, "--summary_interval_s=0", "--metrics_address=127.0.0.1:0"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  EXPECT_NE((*agent)->Log().find("restart priors: ignoring " + state), std::string::npos)
+      << (*agent)->Log();
+  EXPECT_NE((*agent)->Log().find("priors[0]: field 'peak_bytes'"), std::string::npos)
+      << (*agent)->Log();
+  EXPECT_TRUE((*agent)->Running());
+  EXPECT_TRUE((*agent)->Stop().ok());
+  std::remove(state.c_str());
+}
+
 TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
   const std::string bad_model = ::testing::TempDir() + "/tapio-bad-model.json";
   {
@@ -219,7 +242,8 @@ TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
   for (const char* flag :
        {"--ringbuf_kib=3", "--health_address=unix:///x", "--attribution=magic",
         "--metrics_labels=bogus", "--output=xml", "--model_file=/nonexistent", model_flag.c_str(),
-        "--record_traces_dir=/nonexistent", "--replay_min_severity=loud"}) {
+        "--record_traces_dir=/nonexistent", "--replay_min_severity=loud",
+        "--prior_state_file=/nonexistent/priors.json"}) {
     auto agent = AgentProcess::Start({flag}, absl::Seconds(10));
     ASSERT_FALSE(agent.ok()) << flag;
     const std::string name = std::string(flag).substr(0, std::string(flag).find('='));

@@ -420,6 +420,15 @@ class PipelineRestartTest : public ::testing::Test {
     ADD_FAILURE() << name << " is not tracked";
     return false;
   }
+  // A run leaking 10 MiB/s from nothing, sampled until it is predicted (or at 810 MiB).
+  bool LeakUntilAtRisk(const std::string& name) {
+    Start(name, 10 << 20, 0);
+    for (uint64_t mib = 110; mib <= 810 && !AtRisk(name); mib += 100) {
+      SetAnon(name, mib << 20);
+      Sample();
+    }
+    return AtRisk(name);
+  }
   // The run ends: its usage stops parsing (cgroupfs fails reads of a removed cgroup), its
   // directory goes, and the sampler lets it go.
   void End(const std::string& name) {
@@ -468,14 +477,59 @@ TEST_F(PipelineRestartTest, AReplicaStartedBesideARunningOneGetsItsPeak) {
 
 TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPrior) {
   MakeCgroups({"run1", "run2"});
-  Start("run1", 10 << 20, 0);
-  for (uint64_t mib = 110; mib <= 810 && !AtRisk("run1"); mib += 100) {
-    SetAnon("run1", mib << 20);  // 10 MiB/s from nothing: a leak
-    Sample();
-  }
-  ASSERT_TRUE(AtRisk("run1")) << "the leaking replica was not predicted: the test proves nothing";
+  ASSERT_TRUE(LeakUntilAtRisk("run1")) << "the leak was not predicted: the test proves nothing";
   Start("run2", 100 << 20, 0);
   EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
+}
+
+TEST_F(PipelineRestartTest, FinishedRunsOutliveThePipelineThroughTheirStoredPriors) {
+  MakeCgroups({"run1", "run2"});
+  uint64_t generation = 0;
+  EXPECT_TRUE(pipeline_->FinishedRunPriors(&generation).empty());
+  const uint64_t empty_generation = generation;
+  Start("run1", 600 << 20, 0);
+  End("run1");
+  const std::vector<StoredPrior> stored = pipeline_->FinishedRunPriors(&generation);
+  EXPECT_NE(generation, empty_generation);  // a writer knows there is something new
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_EQ(stored[0].key, "shop/Deployment/web/app");
+  EXPECT_EQ(stored[0].run.limit_bytes, 1ull << 30);
+  EXPECT_GE(stored[0].run.peak_bytes, 600ull << 20);
+
+  // The agent restarts: a new pipeline, the stored priors read back from their file format.
+  pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
+  absl::StatusOr<std::vector<StoredPrior>> read = PriorsFromJson(PriorsToJson(stored));
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(pipeline_->RestorePriors(*read), 1u);
+  uint64_t restored_generation = 0;
+  pipeline_->FinishedRunPriors(&restored_generation);
+  Start("run2", 100 << 20, 0);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
+  uint64_t after = 0;
+  pipeline_->FinishedRunPriors(&after);
+  EXPECT_EQ(after, restored_generation);  // starting a run changes nothing to write
+}
+
+// At stop (a reboot ends every run with the agent) the runs still going are stored too, unless
+// they are at risk; a finished run of the same workload gives way to a higher running peak.
+TEST_F(PipelineRestartTest, AtStopTheQuietRunningRunsAreStoredToo) {
+  MakeCgroups({"run1", "run2"});
+  Start("run1", 300 << 20, 0);
+  End("run1");
+  Start("run2", 700 << 20, 0);
+  ASSERT_FALSE(AtRisk("run2"));
+  std::vector<StoredPrior> stored = pipeline_->FinishedRunPriors(nullptr, /*with_running=*/true);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_GE(stored[0].run.peak_bytes, 700ull << 20);
+  stored = pipeline_->FinishedRunPriors();
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_LT(stored[0].run.peak_bytes, 400ull << 20);  // without: only the finished run
+}
+
+TEST_F(PipelineRestartTest, AtStopARunningRunAtRiskIsNotStored) {
+  MakeCgroups({"run1"});
+  ASSERT_TRUE(LeakUntilAtRisk("run1")) << "the leak was not predicted: the test proves nothing";
+  EXPECT_TRUE(pipeline_->FinishedRunPriors(nullptr, /*with_running=*/true).empty());
 }
 
 TEST_F(PipelineRestartTest, ARunThatWasOomKilledLeavesNoPrior) {

@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -124,10 +126,14 @@ TEST_F(PredictionKernelTest, ARestartedWorkloadIsNotPredictedAgainOnItsStartupFi
   // A workload that fills 96 of its 128 MiB at 4 MiB/s, holds, and exits without an OOM kill:
   // until it levels off it is the leak above, so its first run is predicted. The same workload
   // restarted in the same cgroup path (a service restarted in place; on Kubernetes the key is the
-  // pod's workload and container) gets the first run's peak as its prior and is not.
-  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
-                                    "--output_min_severity=info", "--usage_interval_s=1",
-                                    "--max_sample_interval_ms=500"});
+  // pod's workload and container) gets the first run's peak as its prior and is not. The agent
+  // itself is restarted in between (a DaemonSet update): the prior comes from --prior_state_file.
+  const std::string state = ::testing::TempDir() + "/tapio-priors-" + std::to_string(getpid());
+  std::remove(state.c_str());
+  const std::vector<std::string> flags = {
+      "--summary_interval_s=0", "--process_events=false",       "--output_min_severity=info",
+      "--usage_interval_s=1",   "--max_sample_interval_ms=500", "--prior_state_file=" + state};
+  auto agent = AgentProcess::Start(flags);
   ASSERT_TRUE(agent.ok()) << agent.status();
   TestCgroupOptions o;
   o.limit_bytes = 128 << 20;
@@ -149,6 +155,26 @@ TEST_F(PredictionKernelTest, ARestartedWorkloadIsNotPredictedAgainOnItsStartupFi
         << (*agent)->Log();
   }  // the cgroup is removed; the agent forgets it after a few failed readings
   absl::SleepFor(absl::Seconds(5));
+  ASSERT_TRUE((*agent)->Stop().ok()) << (*agent)->Log();
+  {  // the first run's peak is in the file, under its cgroup path (a plain host's RestartKey)
+    std::ifstream in(state);
+    const json stored = json::parse(in, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(stored.is_object() && stored.contains("priors")) << "no state file " << state;
+    bool found = false;
+    for (const json& p : stored["priors"]) {
+      const std::string key = p.value("key", "");
+      if (key.size() >= o.exact_name.size() &&
+          key.compare(key.size() - o.exact_name.size(), o.exact_name.size(), o.exact_name) == 0) {
+        found = true;
+        EXPECT_GE(p.value("peak_bytes", uint64_t{0}), uint64_t{90} << 20) << p;
+        EXPECT_EQ(p.value("limit_bytes", uint64_t{0}), uint64_t{128} << 20) << p;
+      }
+    }
+    ASSERT_TRUE(found) << stored.dump();
+  }
+  agent = AgentProcess::Start(flags);
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  ASSERT_NE((*agent)->Log().find(" restored from " + state), std::string::npos) << (*agent)->Log();
   auto cg = TestCgroup::Create(o);
   ASSERT_TRUE(cg.ok()) << cg.status();
   const uint64_t second_id = (*cg)->cgroup2_id();
@@ -167,6 +193,7 @@ TEST_F(PredictionKernelTest, ARestartedWorkloadIsNotPredictedAgainOnItsStartupFi
     }
   }
   EXPECT_TRUE(sampled) << "the second run was not sampled near its peak\n" << (*agent)->Log();
+  std::remove(state.c_str());
 }
 
 }  // namespace

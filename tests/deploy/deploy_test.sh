@@ -45,13 +45,18 @@ case ${1:-} in
     "$helm" template tapio "$chart" -n tapio --set "$all_on" >"$work/all.yaml"
     "$helm" template tapio "$chart" -n tapio \
       --set kernel.legacySysAdmin=true,kernel.raiseMemlock=true,serviceAccount.create=false \
-      --set agent.metricsLabels=cgroup >"$work/legacy.yaml"
+      --set agent.metricsLabels=cgroup --set agent.stateDir= >"$work/legacy.yaml"
     node "$repo/deploy/tools/validate.mjs" "$work/default.yaml" "$work/all.yaml" "$work/legacy.yaml"
     # Least privilege by default: exactly BPF and PERFMON.
     caps=$(sed -n '/^ *add:$/,/^ *volumeMounts:$/p' "$work/default.yaml" |
       grep -oE '^ *- [A-Z_]+$' | tr -d ' -' | sort | tr '\n' ' ')
     [[ $caps == "BPF PERFMON " ]] || fail "default capabilities are '$caps', want 'BPF PERFMON '"
     grep -q 'kind: ClusterRole' "$work/default.yaml" && fail "default render has RBAC objects"
+    # Restart priors survive agent updates by default; agent.stateDir="" keeps them in memory.
+    grep -q -- '- --prior_state_file=/var/lib/tapio/priors.json$' "$work/default.yaml" ||
+      fail "default render keeps no restart priors"
+    grep -qE 'prior_state_file|name: state$' "$work/legacy.yaml" &&
+      fail "agent.stateDir='' still mounts a state dir"
     grep -q 'automountServiceAccountToken: false' "$work/default.yaml" ||
       fail "default render mounts a service account token"
     # The validator itself must reject a bad object.
@@ -67,7 +72,7 @@ case ${1:-} in
   schema)
     tools
     for bad in agent.metricsLabels=image agent.healthPort=0 image.pullPolicy=Sometimes \
-      agent.logLevel=loud prometheusRule.oomHorizonSeconds=0; do
+      agent.logLevel=loud prometheusRule.oomHorizonSeconds=0 agent.stateDir=var/lib/tapio; do
       if "$helm" template tapio "$chart" --set "$bad" >/dev/null 2>"$work/err"; then
         fail "values.schema.json accepted --set $bad"
       fi
