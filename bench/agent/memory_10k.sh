@@ -31,6 +31,10 @@ t1=$(ticks)
 hz=$(getconf CLK_TCK)
 rss_kb=$(awk '/^VmRSS/{print $2}' /proc/$agent_pid/status)
 hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$agent_pid/status)
+# The BPF maps the agent mmaps (the ring buffer: its data pages mapped twice) are kernel memory,
+# resident in VmRSS from the mmap on and counted again in memlock below.
+mapped_kb=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {bpf = ($6 == "anon_inode:bpf-map")}
+                 /^Rss:/ && bpf {kb += $2} END {print kb + 0}' /proc/$agent_pid/smaps)
 maps=0
 for fd in /proc/$agent_pid/fdinfo/*; do
   if grep -q '^map_type' "$fd" 2>/dev/null; then
@@ -40,7 +44,8 @@ done
 kill -TERM "$agent_pid"; wait "$agent_pid" || true; agent_pid=
 tracked=$(grep -o 'processes=[0-9]* snapshot_every=[^ ]*' "$tmp/agent.log" | tail -1)
 echo "processes on host: $procs; agent $tracked"
-echo "agent VmRSS: $((rss_kb / 1024)) MiB (peak VmHWM $((hwm_kb / 1024)) MiB)"
+echo "agent VmRSS: $((rss_kb / 1024)) MiB (peak VmHWM $((hwm_kb / 1024)) MiB), of which BPF maps mmapped: $((mapped_kb / 1024)) MiB"
 echo "BPF maps (memlock): $((maps / 1024 / 1024)) MiB"
-echo "total: $(((rss_kb * 1024 + maps) / 1024 / 1024)) MiB"
+echo "total: $(((rss_kb * 1024 + maps) / 1024 / 1024)) MiB (VmRSS + memlock, counting the mmapped maps twice)"
+echo "total, each page once: $((((rss_kb - mapped_kb) * 1024 + maps) / 1024 / 1024)) MiB"
 echo "agent CPU over 10 s: $(( (t1 - t0) * 1000 / hz / 10 )) ms/s ($(( (t1 - t0) * 100 / hz / 10 ))% of one core)"
