@@ -605,6 +605,7 @@ void Pipeline::RememberRun(const TrackedCgroup& cg) {
   const std::string key = RestartKey(*cg.state.identity);
   if (key.empty()) return;
   ++restart_priors_generation_;
+  restored_from_running_.erase(key);
   if (!cg.run_peak.usable()) {
     restart_priors_.erase(key);  // a run that was killed (or unlimited) bounds nothing
     return;
@@ -619,24 +620,32 @@ std::vector<StoredPrior> Pipeline::FinishedRunPriors(uint64_t* generation,
                                                      bool with_running) const {
   absl::MutexLock lock(&cgroups_mu_);
   if (generation != nullptr) *generation = restart_priors_generation_;
-  absl::flat_hash_map<std::string, predict::RunPeak> runs = restart_priors_;
+  struct Entry {
+    predict::RunPeak run;
+    uint64_t cgroup_id = 0;  // a run still going
+  };
+  absl::flat_hash_map<std::string, Entry> runs;
+  for (const auto& [key, run] : restart_priors_) {
+    auto own = restored_from_running_.find(key);
+    runs.try_emplace(key, Entry{run, own == restored_from_running_.end() ? 0 : own->second});
+  }
   if (with_running) {
     for (const auto& [id, cg] : cgroups_) {
       if (cg.restart_key.empty() || cg.state.at_risk || !cg.run_peak.usable()) continue;
-      auto [it, inserted] = runs.try_emplace(cg.restart_key, cg.run_peak);
+      auto [it, inserted] = runs.try_emplace(cg.restart_key, Entry{cg.run_peak, id});
       if (inserted) continue;
-      if (it->second.limit_bytes != cg.run_peak.limit_bytes) {
-        it->second = cg.run_peak;  // the limit it runs with now
-      } else {
-        it->second.peak_bytes = std::max(it->second.peak_bytes, cg.run_peak.peak_bytes);
+      // The limit it runs with now, or the higher peak at the same limit.
+      if (it->second.run.limit_bytes != cg.run_peak.limit_bytes ||
+          cg.run_peak.peak_bytes > it->second.run.peak_bytes) {
+        it->second = Entry{cg.run_peak, id};
       }
     }
   }
   std::vector<StoredPrior> out;
   out.reserve(std::min(runs.size(), kRestartPriorsMax));
-  for (const auto& [key, run] : runs) {
+  for (const auto& [key, entry] : runs) {
     if (out.size() >= kRestartPriorsMax) break;
-    out.push_back(StoredPrior{key, run});
+    out.push_back(StoredPrior{key, entry.run, entry.cgroup_id});
   }
   return out;
 }
@@ -647,15 +656,20 @@ size_t Pipeline::RestorePriors(const std::vector<StoredPrior>& priors) {
   for (const StoredPrior& p : priors) {
     if (p.key.empty() || !p.run.usable()) continue;
     if (restart_priors_.size() >= kRestartPriorsMax) break;
-    if (restart_priors_.try_emplace(p.key, p.run).second) ++taken;
+    if (!restart_priors_.try_emplace(p.key, p.run).second) continue;
+    if (p.cgroup_id != 0) restored_from_running_[p.key] = p.cgroup_id;
+    ++taken;
   }
   return taken;
 }
 
-void Pipeline::ApplyPrior(TrackedCgroup& cg, uint64_t limit_bytes) {
+void Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_bytes) {
   const predict::RunPeak* prior = nullptr;
   auto finished = restart_priors_.find(cg.restart_key);
-  if (finished != restart_priors_.end() && finished->second.limit_bytes == limit_bytes) {
+  auto own = restored_from_running_.find(cg.restart_key);
+  const bool own_run = own != restored_from_running_.end() && own->second == cgroup_id;
+  if (finished != restart_priors_.end() && finished->second.limit_bytes == limit_bytes &&
+      !own_run) {
     prior = &finished->second;
   }
   bool from_peer = false;
@@ -724,7 +738,7 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   if (!cg.prior_checked && identity != nullptr && !AwaitsEnrichment(*identity)) {
     cg.prior_checked = true;
     cg.restart_key = RestartKey(*identity);
-    if (!cg.restart_key.empty()) ApplyPrior(cg, sample.limit_bytes);
+    if (!cg.restart_key.empty()) ApplyPrior(cgroup_id, cg, sample.limit_bytes);
   }
   const predict::Prediction p = cg.predictor->Update(sample);
   cg.run_peak.Add(sample);

@@ -170,7 +170,8 @@ class Pipeline {
                                              bool with_running = false) const;
   // A previous agent's priors; a run that finished since keeps its own. Returns how many were
   // taken (at most kRestartPriorsMax are kept). The generation does not change: the file
-  // already holds them.
+  // already holds them. A prior stored from a run still going is not applied to that same
+  // cgroup if it is still there.
   size_t RestorePriors(const std::vector<StoredPrior>& priors);
   bool any_at_risk() const { return at_risk_count_.load() > 0; }
   const CgroupLayout& layout() const { return layout_; }
@@ -243,7 +244,7 @@ class Pipeline {
   // A new run's prior at `limit_bytes`: the higher of its workload's last finished run's peak and
   // the peaks so far of its running replicas that are not at risk (a scale-up or rolling update
   // starts the new run beside them). Counted; nothing when neither exists at this limit.
-  void ApplyPrior(TrackedCgroup& cg, uint64_t limit_bytes)
+  void ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
 
   const PipelineOptions options_;
@@ -280,6 +281,9 @@ class Pipeline {
   // RestartKey -> the last finished run's peak (bounded, see kRestartPriorsMax).
   absl::flat_hash_map<std::string, predict::RunPeak> restart_priors_ ABSL_GUARDED_BY(cgroups_mu_);
   uint64_t restart_priors_generation_ ABSL_GUARDED_BY(cgroups_mu_) = 0;
+  // RestartKey -> the cgroup of the run a restored prior was taken from while it was still going
+  // (StoredPrior::cgroup_id): that run's own peak is no prior for itself.
+  absl::flat_hash_map<std::string, uint64_t> restored_from_running_ ABSL_GUARDED_BY(cgroups_mu_);
 
   mutable absl::Mutex counters_mu_;
   PipelineCounters counters_ ABSL_GUARDED_BY(counters_mu_);

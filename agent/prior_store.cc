@@ -13,8 +13,9 @@ using nlohmann::json;
 std::string PriorsToJson(const std::vector<StoredPrior>& priors) {
   json list = json::array();
   for (const StoredPrior& p : priors) {
-    list.push_back(
-        {{"key", p.key}, {"peak_bytes", p.run.peak_bytes}, {"limit_bytes", p.run.limit_bytes}});
+    json e = {{"key", p.key}, {"peak_bytes", p.run.peak_bytes}, {"limit_bytes", p.run.limit_bytes}};
+    if (p.cgroup_id != 0) e["cgroup_id"] = p.cgroup_id;
+    list.push_back(std::move(e));
   }
   json doc = {{"tapio_priors", 1}, {"priors", std::move(list)}};
   return doc.dump() + "\n";
@@ -56,6 +57,10 @@ absl::StatusOr<std::vector<StoredPrior>> PriorsFromJson(absl::string_view text) 
       *value = e[field].get<uint64_t>();
     }
     if (p.run.limit_bytes == 0) return bad("limit_bytes", "must be > 0 (a limited run)");
+    if (e.contains("cgroup_id")) {
+      if (!e["cgroup_id"].is_number_unsigned()) return bad("cgroup_id", "must be a cgroup id");
+      p.cgroup_id = e["cgroup_id"].get<uint64_t>();
+    }
     out.push_back(std::move(p));
   }
   return out;

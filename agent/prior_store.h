@@ -6,6 +6,9 @@
 //    "priors": [{"key": "shop/Deployment/web/app", "peak_bytes": 157286400,
 //                "limit_bytes": 268435456}, ...]}
 //
+// An entry written from a run still going when the agent stopped also has "cgroup_id": after an
+// agent restart that run may still be going, and its own peak is no prior for itself.
+//
 // Only usable runs are stored (limited, not OOM-killed). Reading refuses the whole file on any
 // entry it cannot trust, naming the entry and the field: a prior silences warnings, so a wrong one
 // is worse than none.
@@ -25,6 +28,7 @@ namespace tapio {
 struct StoredPrior {
   std::string key;  // RestartKey
   predict::RunPeak run;
+  uint64_t cgroup_id = 0;  // the run was still going when stored (its cgroup); 0 = it finished
 };
 
 // At most this many entries are read (the pipeline keeps as many: kRestartPriorsMax).

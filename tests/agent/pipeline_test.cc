@@ -526,6 +526,29 @@ TEST_F(PipelineRestartTest, AtStopTheQuietRunningRunsAreStoredToo) {
   EXPECT_LT(stored[0].run.peak_bytes, 400ull << 20);  // without: only the finished run
 }
 
+// After an agent restart a run stored while still going may still be going: its own peak is no
+// prior for itself, but is one for the workload's next run.
+TEST_F(PipelineRestartTest, ARunStoredWhileGoingGetsNoPriorFromItselfAfterAnAgentRestart) {
+  MakeCgroups({"run1", "run2"});
+  Start("run1", 700 << 20, 0);
+  const std::vector<StoredPrior> stored =
+      pipeline_->FinishedRunPriors(nullptr, /*with_running=*/true);
+  ASSERT_EQ(stored.size(), 1u);
+  EXPECT_NE(stored[0].cgroup_id, 0u);
+  absl::StatusOr<std::vector<StoredPrior>> read = PriorsFromJson(PriorsToJson(stored));
+  ASSERT_TRUE(read.ok()) << read.status();
+  ASSERT_EQ(read->size(), 1u);
+  EXPECT_EQ((*read)[0].cgroup_id, stored[0].cgroup_id);
+
+  pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
+  EXPECT_EQ(pipeline_->RestorePriors(*read), 1u);
+  Start("run1", 700 << 20, 0);  // the same cgroup, seen again by the new agent
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 0u);
+  End("run1");
+  Start("run2", 100 << 20, 0);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
+}
+
 TEST_F(PipelineRestartTest, AtStopARunningRunAtRiskIsNotStored) {
   MakeCgroups({"run1"});
   ASSERT_TRUE(LeakUntilAtRisk("run1")) << "the leak was not predicted: the test proves nothing";

@@ -26,8 +26,9 @@ StoredPrior Prior(const std::string& key, uint64_t peak, uint64_t limit) {
 }
 
 TEST(PriorStoreTest, RoundTripsEveryEntry) {
-  const std::vector<StoredPrior> priors = {Prior("shop/Deployment/web/app", 150 << 20, 256 << 20),
-                                           Prior("/system.slice/redis.service", 1, UINT64_MAX)};
+  std::vector<StoredPrior> priors = {Prior("shop/Deployment/web/app", 150 << 20, 256 << 20),
+                                     Prior("/system.slice/redis.service", 1, UINT64_MAX)};
+  priors[1].cgroup_id = 4242;  // stored while still going
   absl::StatusOr<std::vector<StoredPrior>> back = PriorsFromJson(PriorsToJson(priors));
   ASSERT_TRUE(back.ok()) << back.status();
   ASSERT_EQ(back->size(), 2u);
@@ -35,6 +36,7 @@ TEST(PriorStoreTest, RoundTripsEveryEntry) {
     EXPECT_EQ((*back)[i].key, priors[i].key);
     EXPECT_EQ((*back)[i].run.peak_bytes, priors[i].run.peak_bytes);
     EXPECT_EQ((*back)[i].run.limit_bytes, priors[i].run.limit_bytes);
+    EXPECT_EQ((*back)[i].cgroup_id, priors[i].cgroup_id);
     EXPECT_TRUE((*back)[i].run.usable());
   }
   EXPECT_TRUE(PriorsFromJson(PriorsToJson({})).ok());
@@ -67,6 +69,9 @@ TEST(PriorStoreTest, RefusesWhatItCannotTrustNamingTheEntryAndField) {
       {"{\"tapio_priors\": 1, \"priors\": [{\"key\": \"a\", \"peak_bytes\": 1, "
        "\"limit_bytes\": 0}]}",
        "priors[0]: field 'limit_bytes'"},
+      {"{\"tapio_priors\": 1, \"priors\": [{\"key\": \"a\", \"peak_bytes\": 1, "
+       "\"limit_bytes\": 2, \"cgroup_id\": \"x\"}]}",
+       "priors[0]: field 'cgroup_id'"},
   };
   for (const auto& c : cases) {
     absl::StatusOr<std::vector<StoredPrior>> r = PriorsFromJson(c.text);
