@@ -43,7 +43,9 @@ absl::StatusOr<std::vector<StoredPrior>> PriorsFromJson(absl::string_view text) 
       return absl::InvalidArgumentError(
           absl::StrCat("priors[", i, "]: field '", field, "': ", why));
     };
-    if (!e.is_object()) return bad("", "must be an object");
+    if (!e.is_object()) {
+      return absl::InvalidArgumentError(absl::StrCat("priors[", i, "]: must be an object"));
+    }
     StoredPrior p;
     if (!e.contains("key") || !e["key"].is_string() || e["key"].get<std::string>().empty()) {
       return bad("key", "must be a non-empty string");

@@ -52,7 +52,7 @@ TEST(PriorStoreTest, RefusesWhatItCannotTrustNamingTheEntryAndField) {
       {"{\"tapio_priors\": 2, \"priors\": []}", "tapio_priors"},
       {"{\"tapio_priors\": 1}", "field 'priors'"},
       {"{\"tapio_priors\": 1, \"priors\": {}}", "field 'priors'"},
-      {"{\"tapio_priors\": 1, \"priors\": [3]}", "priors[0]"},
+      {"{\"tapio_priors\": 1, \"priors\": [3]}", "priors[0]: must be an object"},
       {"{\"tapio_priors\": 1, \"priors\": [{\"peak_bytes\": 1, \"limit_bytes\": 2}]}",
        "priors[0]: field 'key'"},
       {"{\"tapio_priors\": 1, \"priors\": [{\"key\": \"\", \"peak_bytes\": 1, "
