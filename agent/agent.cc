@@ -365,8 +365,8 @@ void Agent::RestorePriors() {
     TAPIO_LOG(kWarning, "restart priors: ignoring %s: %s", path, priors.status().ToString());
     return;
   }
+  // Restoring leaves the generation as it was (what the file holds is written already).
   const size_t taken = pipeline_->RestorePriors(*priors);
-  pipeline_->FinishedRunPriors(&priors_saved_generation_);
   TAPIO_LOG(kInfo, "restart priors: %zu of %zu restored from %s", taken, priors->size(), path);
 }
 
@@ -393,8 +393,9 @@ void Agent::SavePriors(bool at_stop) {
 
 void Agent::SamplerLoop() {
   while (!stopping_.load()) {
-    const absl::Time next = pipeline_->SampleDue(absl::Now());
-    if (const absl::Time now = absl::Now(); now >= priors_next_save_) {
+    const absl::Time now = absl::Now();
+    const absl::Time next = pipeline_->SampleDue(now);
+    if (now >= priors_next_save_) {
       priors_next_save_ = now + absl::Minutes(1);
       SavePriors(/*at_stop=*/false);
     }

@@ -144,7 +144,8 @@ class Agent : public api::AgentStateSource {
   bpf::LossCounters reported_loss_ ABSL_GUARDED_BY(counts_mu_);
   std::atomic<uint64_t> poll_errors_{0};
   std::atomic<uint64_t> prior_store_errors_{0};  // unreadable, malformed or unwritable state
-  uint64_t priors_saved_generation_ = 0;         // Pipeline::FinishedRunPriors' generation
+  // Pipeline::FinishedRunPriors' generation last written; both start at 0 (nothing to write).
+  uint64_t priors_saved_generation_ = 0;
   absl::Time priors_next_save_ = absl::InfinitePast();
   std::string priors_last_error_;  // logged once per distinct error
   std::atomic<int64_t> last_snapshot_interval_ns_{0};

@@ -601,8 +601,8 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
 }
 
 void Pipeline::RememberRun(const TrackedCgroup& cg) {
-  if (cg.state.identity == nullptr) return;
-  const std::string key = RestartKey(*cg.state.identity);
+  // Set at the first sample with a settled identity; a run that never had one has no key either.
+  const std::string& key = cg.restart_key;
   if (key.empty()) return;
   ++restart_priors_generation_;
   restored_from_running_.erase(key);

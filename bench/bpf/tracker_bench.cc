@@ -418,6 +418,17 @@ int CountRecord(void* ctx, void* data, size_t size) {
   return 0;
 }
 
+// One fill-and-drain per iteration, timed by `fill_and_drain` (seconds; < 0 on a mismatch).
+template <typename FillAndDrain>
+void TimeDrains(benchmark::State& state, FillAndDrain fill_and_drain) {
+  for (auto _ : state) {
+    const double seconds = fill_and_drain();
+    if (seconds < 0) return state.SkipWithError("drain mismatch");
+    state.SetIterationTime(seconds);
+  }
+  state.SetItemsProcessed(state.iterations() * kDrainRecords);
+}
+
 template <bool kDecode>
 void BM_RingbufDrain(benchmark::State& state) {
   if (geteuid() != 0) return state.SkipWithError("needs root");
@@ -426,13 +437,8 @@ void BM_RingbufDrain(benchmark::State& state) {
   uint64_t sum = 0;
   ring_buffer* rb = p.Ring(&CountRecord<kDecode>, &sum);
   if (!rb) return state.SkipWithError("ring_buffer__new failed");
-  for (auto _ : state) {
-    double seconds = p.FillAndDrain(rb);
-    if (seconds < 0) return state.SkipWithError("drain mismatch");
-    state.SetIterationTime(seconds);
-  }
+  TimeDrains(state, [&] { return p.FillAndDrain(rb); });
   benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations() * kDrainRecords);
   state.counters["dropped_in_producer"] = static_cast<double>(p.skel->bss->dropped);
 }
 void BM_RingbufBareDrain(benchmark::State& state) { BM_RingbufDrain<false>(state); }
@@ -446,13 +452,8 @@ void BM_RingReaderBareDrain(benchmark::State& state) {
   if (std::string error = p.Open(); !error.empty()) return state.SkipWithError(error.c_str());
   uint64_t sum = 0;
   auto count = [&](const RecordBatch& batch) { SumPids(&sum, batch); };
-  for (auto _ : state) {
-    double seconds = p.FillAndRead(count);
-    if (seconds < 0) return state.SkipWithError("drain mismatch");
-    state.SetIterationTime(seconds);
-  }
+  TimeDrains(state, [&] { return p.FillAndRead(count); });
   benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations() * kDrainRecords);
 }
 BENCHMARK(BM_RingReaderBareDrain)->Iterations(20)->UseManualTime()->Unit(benchmark::kMillisecond);
 
