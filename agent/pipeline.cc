@@ -663,7 +663,7 @@ size_t Pipeline::RestorePriors(const std::vector<StoredPrior>& priors) {
   return taken;
 }
 
-void Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_bytes) {
+bool Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_bytes) {
   const predict::RunPeak* prior = nullptr;
   auto finished = restart_priors_.find(cg.restart_key);
   auto own = restored_from_running_.find(cg.restart_key);
@@ -684,10 +684,11 @@ void Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_
       from_peer = true;
     }
   }
-  if (prior == nullptr) return;
+  if (prior == nullptr) return false;
   cg.predictor->SetPriorPeak(prior->peak_bytes, prior->limit_bytes);
   absl::MutexLock counters_lock(&counters_mu_);
   ++(from_peer ? counters_.peer_priors_applied : counters_.restart_priors_applied);
+  return true;
 }
 
 absl::StatusOr<CgroupMemoryStat> Pipeline::ReadCgroup(TrackedCgroup& cg) {
@@ -734,11 +735,20 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   sample.psi_full_avg10 = stat.psi_full_avg10;
   sample.reclaim_stall_ns = cg.reclaim_total_ns;
   // The restart prior, once the identity says which workload this is (a container the runtime
-  // does not know yet is looked up at a later sample).
-  if (!cg.prior_checked && identity != nullptr && !AwaitsEnrichment(*identity)) {
-    cg.prior_checked = true;
-    cg.restart_key = RestartKey(*identity);
-    if (!cg.restart_key.empty()) ApplyPrior(cgroup_id, cg, sample.limit_bytes);
+  // does not know yet is looked up at a later sample). An identity that changes later may name
+  // the workload only then (the container was listed before its pod's sandbox; the kubelet's
+  // owner arrived after the runtime's answer): the run is keyed again, and if it has no prior
+  // yet, looked up again.
+  if (identity != nullptr && identity != cg.keyed_identity && !AwaitsEnrichment(*identity)) {
+    cg.keyed_identity = identity;
+    std::string key = RestartKey(*identity);
+    if (!cg.prior_checked || key != cg.restart_key) {
+      cg.prior_checked = true;
+      cg.restart_key = std::move(key);
+      if (!cg.prior_applied && !cg.restart_key.empty()) {
+        cg.prior_applied = ApplyPrior(cgroup_id, cg, sample.limit_bytes);
+      }
+    }
   }
   const predict::Prediction p = cg.predictor->Update(sample);
   cg.run_peak.Add(sample);

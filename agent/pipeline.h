@@ -205,7 +205,11 @@ class Pipeline {
     // beside it.
     predict::RunPeak run_peak;
     bool prior_checked = false;  // the previous run's (or a live peer's) peak was looked up
+    bool prior_applied = false;  // ... and one was found
     std::string restart_key;     // RestartKey, once prior_checked ("" = none)
+    // The identity restart_key was taken from: a later one (the pod's sandbox or the kubelet's
+    // ownerReferences learnt after the container) may name the workload, and is keyed again.
+    std::shared_ptr<const WorkloadIdentity> keyed_identity;
     ContainerState state;
   };
 
@@ -243,8 +247,9 @@ class Pipeline {
   void RememberRun(const TrackedCgroup& cg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
   // A new run's prior at `limit_bytes`: the higher of its workload's last finished run's peak and
   // the peaks so far of its running replicas that are not at risk (a scale-up or rolling update
-  // starts the new run beside them). Counted; nothing when neither exists at this limit.
-  void ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_bytes)
+  // starts the new run beside them). Counted; false (nothing set) when neither exists at this
+  // limit.
+  bool ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
 
   const PipelineOptions options_;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -369,10 +370,14 @@ class OneWorkloadResolver final : public IdentityResolver {
     id->container_name = "app";
     id->pod_name = absl::StrCat("web-", cgroup_id);
     id->pod_namespace = "shop";
-    id->workload_kind = "Deployment";
-    id->workload_name = "web";
+    if (!unnamed_paths.count(path)) {
+      id->workload_kind = "Deployment";
+      id->workload_name = "web";
+    }
     return id;
   }
+  // Cgroups whose workload is not known (yet): the pod's sandbox or owner not learnt.
+  std::set<std::string> unnamed_paths;
 };
 
 class PipelineRestartTest : public ::testing::Test {
@@ -473,6 +478,24 @@ TEST_F(PipelineRestartTest, AReplicaStartedBesideARunningOneGetsItsPeak) {
   EXPECT_EQ(pipeline_->counters().restart_priors_applied, 0u);
   Start("run3", 100 << 20, 0, 2ull << 30);  // another limit: run1's peak says nothing about it
   EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+}
+
+TEST_F(PipelineRestartTest, AReplicaWhoseWorkloadIsLearntLateGetsItsPeakThen) {
+  // The container is known before its pod's sandbox (or the kubelet's owner): its first identity
+  // has only the pod's own name, which no replica shares.
+  MakeCgroups({"run1", "run2"});
+  Start("run1", 600 << 20, 0);
+  for (int i = 0; i < 10; ++i) Sample();
+  resolver_.unnamed_paths.insert("/run2");
+  Start("run2", 100 << 20, 0);
+  Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
+  resolver_.unnamed_paths.clear();
+  Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+  for (int i = 0; i < 5; ++i) Sample();  // the same workload again: no second prior
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+  EXPECT_EQ(pipeline_->counters().restart_priors_applied, 0u);
 }
 
 TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPrior) {
