@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/attrib/cgroup_path_parser.h"
+#include "agent/attrib/pod_workload.h"
 #include "agent/core/log.h"
 
 namespace tapio::attrib {
@@ -31,6 +32,11 @@ void FillPod(const CriPodSandbox& s, WorkloadIdentity* id) {
   for (const auto& [k, v] : s.labels) {  // std::map: already sorted by key
     if (!IsKubeletInternalLabel(k)) id->labels.emplace_back(k, v);
   }
+  // The kubelet copies the pod's labels onto its sandbox; the controller's own labels name it.
+  // A configured kubelet enricher replaces this with the ownerReferences.
+  PodWorkload w = WorkloadFromPodLabels(id->pod_name, s.labels);
+  id->workload_kind = std::move(w.kind);
+  id->workload_name = std::move(w.name);
 }
 
 size_t StrBytes(const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; }

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "agent/attrib/pod_workload.h"
 
 namespace tapio::attrib {
 namespace {
@@ -77,11 +78,11 @@ absl::Status ParseItem(const json& item, KubeletPod* pod) {
   }
   pod->workload_kind = pod->owner_kind;
   pod->workload_name = pod->owner_name;
-  if (pod->owner_kind == "ReplicaSet" && !template_hash.empty() &&
-      absl::EndsWith(pod->owner_name, absl::StrCat("-", template_hash))) {
-    pod->workload_kind = "Deployment";
-    pod->workload_name =
-        pod->owner_name.substr(0, pod->owner_name.size() - template_hash.size() - 1);
+  if (pod->owner_kind == "ReplicaSet") {
+    if (std::string d = DeploymentOfReplicaSet(pod->owner_name, template_hash); !d.empty()) {
+      pod->workload_kind = "Deployment";
+      pod->workload_name = std::move(d);
+    }
   }
   if (const json* spec = Field(item, "spec"); spec != nullptr) {
     pod->node_name = StringField(*spec, "nodeName");

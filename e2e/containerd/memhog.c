@@ -1,6 +1,8 @@
 /* Static memory workload for the e2e images. Usage:
  *   memhog hog <step_mib>     allocate and touch step_mib MiB every 10 ms until killed (OOM)
  *   memhog hold <mib>         allocate and touch mib MiB once, then sleep until SIGTERM
+ *   memhog fill <mib> <ms>    touch 1 MiB every <ms> ms until mib MiB, then sleep until SIGTERM
+ *                             (a start-up fill: a cache warming to its size)
  *   memhog sleep              touch nothing, sleep until SIGTERM
  * Pages are written (not just reserved) so they are charged to the memory cgroup. */
 #include <signal.h>
@@ -36,6 +38,15 @@ int main(int argc, char** argv) {
     }
   }
   if (strcmp(mode, "hold") == 0 && n > 0) touch((size_t)n);
+  if (strcmp(mode, "fill") == 0 && n > 0) {
+    long ms = argc > 3 ? strtol(argv[3], NULL, 10) : 0;
+    if (ms <= 0) ms = 1000;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000 * 1000};
+    for (long i = 0; i < n; ++i) {
+      touch(1);
+      nanosleep(&ts, NULL);
+    }
+  }
   for (;;) pause();
   return 0;
 }

@@ -7,6 +7,7 @@
 //
 // Cleanup: the fixture's destructor removes every pod, container, pod cgroup and containerd
 // process it made; the agent is SIGKILLed by AgentProcess's destructor if a test fails midway.
+#include <gmock/gmock.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -20,13 +21,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "e2e/containerd/containerd_fixture.h"
 #include "nlohmann/json.hpp"
 #include "tapio/v1/service.grpc.pb.h"
 #include "tests/agent/agent_process.h"
+#include "tests/metrics/http_get.h"
 #include "tests/support/test_cgroup.h"
 
 namespace tapio::testing {
@@ -34,6 +38,7 @@ namespace {
 
 using ::nlohmann::json;
 using ::tapio::e2e::ContainerdFixture;
+using ::testing::HasSubstr;
 
 constexpr char kNamespace[] = "e2e-agent";
 
@@ -394,6 +399,80 @@ TEST_F(AgentContainerdE2eTest, OomKillOfAFreshContainerCarriesItsPodIdentity) {
     }
   }
   EXPECT_EQ(grpc_kills, 1);
+}
+
+// Replicas of one Deployment, without a kubelet: the workload comes from the pod-template-hash
+// label the kubelet copies onto each sandbox, so a replica started beside a running one gets that
+// one's peak as its prior (the live-peer prior) and its start-up fill is not predicted. A pod of
+// another Deployment doing the same fill at the same time, with no peer, is: the control that
+// makes the quiet replica mean something (this fill is the first run of
+// prediction_kernel_test's restart test).
+TEST_F(AgentContainerdE2eTest, AReplicaStartedBesideARunningOneIsNotPredictedOnItsStartupFill) {
+  constexpr int64_t kLimit = 128 << 20;
+  const std::map<std::string, std::string> web = {{"app", "web"},
+                                                  {"pod-template-hash", "7d4b9c8f6d"}};
+  auto running_pod = RunPod("web-7d4b9c8f6d-aaaaa", web);
+  ASSERT_TRUE(running_pod.ok()) << running_pod.status();
+  auto running = fx_->StartContainer(*running_pod, "app", {"hold", "96"}, kLimit);
+  ASSERT_TRUE(running.ok()) << running.status();
+  auto held = agent_->WaitFor(
+      [&](const json& e) {
+        return IsType(e, "memory_usage") && Str(e, "container_id") == *running &&
+               Str(e, "pod") == "web-7d4b9c8f6d-aaaaa" &&
+               e["memory_usage"]["non_reclaimable_bytes"].get<uint64_t>() >= uint64_t{95} << 20;
+      },
+      absl::Seconds(30));
+  ASSERT_TRUE(held.ok()) << "the running replica was not seen at 96 MiB\n" << agent_->Log();
+  EXPECT_EQ(Str(*held, "workload"), "Deployment/web") << held->dump();
+
+  // 96 MiB at about 4 MiB/s, then held: the replica, and a pod of another Deployment.
+  const std::vector<std::string> fill = {"fill", "96", "250"};
+  auto replica_pod = RunPod("web-7d4b9c8f6d-bbbbb", web);
+  ASSERT_TRUE(replica_pod.ok()) << replica_pod.status();
+  auto other_pod = RunPod("cache-5f6c7d8e9a-ccccc", {{"pod-template-hash", "5f6c7d8e9a"}});
+  ASSERT_TRUE(other_pod.ok()) << other_pod.status();
+  auto replica = fx_->StartContainer(*replica_pod, "app", fill, kLimit);
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  auto other = fx_->StartContainer(*other_pod, "app", fill, kLimit);
+  ASSERT_TRUE(other.ok()) << other.status();
+
+  auto at_risk = [&](const std::string& cid) {
+    return [cid](const json& e) {
+      return IsType(e, "oom_prediction") && Str(e, "container_id") == cid &&
+             e["oom_prediction"]["state"] == "at_risk";
+    };
+  };
+  auto control = agent_->WaitFor(at_risk(*other), absl::Seconds(60));
+  ASSERT_TRUE(control.ok()) << "the replica-less fill was not predicted: the test would prove "
+                               "nothing\n"
+                            << agent_->Log();
+  EXPECT_EQ(Str(*control, "workload"), "Deployment/cache") << control->dump();
+  auto filled = agent_->WaitFor(
+      [&](const json& e) {
+        return IsType(e, "memory_usage") && Str(e, "container_id") == *replica &&
+               e["memory_usage"]["non_reclaimable_bytes"].get<uint64_t>() >= uint64_t{95} << 20;
+      },
+      absl::Seconds(60));
+  ASSERT_TRUE(filled.ok()) << "the replica did not fill to 96 MiB\n" << agent_->Log();
+  absl::SleepFor(absl::Seconds(5));  // held at its peak: a late raise would show here
+  for (const json& e : agent_->Events()) {
+    EXPECT_FALSE(at_risk(*replica)(e)) << "the replica was predicted: " << e.dump();
+  }
+  EXPECT_EQ(Str(*filled, "workload"), "Deployment/web") << filled->dump();
+
+  // The agent says why: one peer prior (the replica's), no restart prior.
+  auto port = agent_->MetricsPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto metrics = HttpGet(*port, "/metrics");
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  std::string priors;  // the two series, not the whole exposition, in a failure message
+  for (absl::string_view line : absl::StrSplit(*metrics, '\n')) {
+    if (absl::StartsWith(line, "tapio_agent_prediction_priors_total{")) {
+      absl::StrAppend(&priors, line, "\n");
+    }
+  }
+  EXPECT_THAT(priors, HasSubstr("tapio_agent_prediction_priors_total{source=\"peer\"} 1\n"));
+  EXPECT_THAT(priors, HasSubstr("tapio_agent_prediction_priors_total{source=\"restart\"} 0\n"));
 }
 
 }  // namespace

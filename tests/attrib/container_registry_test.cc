@@ -137,6 +137,28 @@ TEST_F(RegistryTest, UnknownContainerIsPathOnlyUntilRefresh) {
   EXPECT_THAT(after->labels, ElementsAre(Pair("app", "web"), Pair("tier", "front")));
 }
 
+TEST_F(RegistryTest, TheSandboxsControllerLabelsNameTheWorkload) {
+  // What the kubelet copies onto a Deployment's pod sandbox: the pod-template-hash label and a
+  // generated name. Without a kubelet these are what ties replicas and restarts together.
+  CriPodSandbox s = Sandbox();
+  s.labels["io.kubernetes.pod.name"] = "web-7d4b9c8f6d-x2k9p";
+  s.labels["pod-template-hash"] = "7d4b9c8f6d";
+  sandboxes_ = {s};
+  containers_ = {Container()};
+  Make();
+  ASSERT_TRUE(reg_->RefreshOnce().ok());
+  auto id = reg_->Resolve(100, kCPath);
+  EXPECT_EQ(id->pod_name, "web-7d4b9c8f6d-x2k9p");
+  EXPECT_EQ(id->workload_kind, "Deployment");
+  EXPECT_EQ(id->workload_name, "web");
+  // A pod without them has no workload (the RestartKey falls back to the pod's own name).
+  sandboxes_ = {Sandbox()};
+  ASSERT_TRUE(reg_->RefreshOnce().ok());
+  id = reg_->Resolve(100, kCPath);
+  EXPECT_EQ(id->workload_kind, "");
+  EXPECT_EQ(id->workload_name, "");
+}
+
 TEST_F(RegistryTest, IdentityIsSharedUntilSomethingChanges) {
   sandboxes_ = {Sandbox()};
   containers_ = {Container()};
