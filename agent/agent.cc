@@ -501,6 +501,7 @@ metrics::AgentHealth Agent::Health() const {
   }
   h.restart_priors_total = c.pipeline.restart_priors_applied;
   h.peer_priors_total = c.pipeline.peer_priors_applied;
+  h.jump_triggered_samples_total = c.pipeline.jump_triggered_samples;
   h.prior_store_errors_total = prior_store_errors_.load();
   h.bpf_stats_enabled = ReadBpfStatsEnabled();
   if (tracker_) {
@@ -544,6 +545,7 @@ std::string Agent::SummaryLine() const {
                       "; processes=", c.pipeline.processes, " snapshot_every=",
                       absl::FormatDuration(absl::Nanoseconds(last_snapshot_interval_ns_.load())),
                       " cgroups=", c.pipeline.cgroups_tracked, " samples=", c.pipeline.samples,
+                      " (jump-triggered ", c.pipeline.jump_triggered_samples, ")",
                       " priors: restart=", c.pipeline.restart_priors_applied,
                       " peer=", c.pipeline.peer_priors_applied);
 }

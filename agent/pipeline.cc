@@ -230,6 +230,16 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, b
       delta < 0 ? static_cast<uint64_t>(-delta) : static_cast<uint64_t>(delta);
   if (from_snapshot && magnitude < options_.rss_report_threshold_bytes) return;
   info.resident_pages = r.rss.file_pages + r.rss.anon_pages + r.rss.shmem_pages;
+  // The jump trigger: RSS moves from the task-iterator snapshots (every --snapshot_interval_ms)
+  // and, when attached, the rss_stat hook; a new process counts from nothing, a process that
+  // brought its memory from another cgroup does not count.
+  if (!(moved && before != 0) && params_->jump_trigger_fraction > 0) {
+    rss_tally_[r.hdr.cgroup_id] += delta;
+    if (r.hdr.ts_ns - reclaim_folded_at_ns_ >= kReclaimFoldNs) {
+      reclaim_folded_at_ns_ = r.hdr.ts_ns;
+      FoldTallies();
+    }
+  }
   if (!Wanted(EventKind::kRssChange, Severity::kDebug)) return;
   PublishRssChange(r, delta, boot_to_unix_ns);
 }
@@ -344,7 +354,7 @@ void Pipeline::HandleKmsgOom(const KmsgOomSummary& summary) {
 }
 
 void Pipeline::FlushPendingOoms(absl::Time now, bool all) {
-  FoldReclaim();
+  FoldTallies();
   while (!pending_ooms_.empty()) {
     // In order: a later kill never overtakes an earlier one.
     PendingOom& p = pending_ooms_.front();
@@ -440,6 +450,12 @@ void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* k
 
 void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
   if (r.hdr.type == TAPIO_REC_PROC_EXIT) {
+    // Its memory is freed: not growth a later process's RSS adds to.
+    if (const ProcessInfo* info = processes_.Find(r.hdr.pid);
+        info != nullptr && info->resident_pages != 0 && params_->jump_trigger_fraction > 0) {
+      rss_tally_[info->cgroup_id] -=
+          static_cast<int64_t>(info->resident_pages * options_.page_size);
+    }
     processes_.Remove(r.hdr.pid);
   } else {
     // A new process, or one its runtime moved into a container's cgroup before exec.
@@ -476,7 +492,7 @@ void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_un
   t.max_ns = std::max<uint64_t>(t.max_ns, r.duration_ns);
   if (r.hdr.ts_ns - reclaim_folded_at_ns_ >= kReclaimFoldNs) {
     reclaim_folded_at_ns_ = r.hdr.ts_ns;
-    FoldReclaim();
+    FoldTallies();
   }
   if (absl::Nanoseconds(r.duration_ns) < options_.reclaim_event_min) return;
   Event e;
@@ -491,10 +507,12 @@ void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_un
   Publish(std::move(e));
 }
 
-void Pipeline::FoldReclaim() {
-  if (reclaim_tally_.empty()) return;
-  // Distress: sample sooner.
-  const absl::Time soon = absl::Now() + options_.min_sample_interval;
+void Pipeline::FoldTallies() {
+  if (reclaim_tally_.empty() && rss_tally_.empty()) return;
+  // Distress, or a jump: sample sooner.
+  const absl::Time now = absl::Now();
+  const absl::Time soon = now + options_.min_sample_interval;
+  uint64_t triggered = 0;
   absl::MutexLock lock(&cgroups_mu_);
   for (const auto& [cgroup_id, t] : reclaim_tally_) {
     auto it = cgroups_.find(cgroup_id);
@@ -506,6 +524,30 @@ void Pipeline::FoldReclaim() {
     cg.next_sample = std::min(cg.next_sample, soon);
   }
   reclaim_tally_.clear();
+  for (const auto& [cgroup_id, moved] : rss_tally_) {
+    auto it = cgroups_.find(cgroup_id);
+    if (it == cgroups_.end()) continue;
+    TrackedCgroup& cg = it->second;
+    cg.rss_moved_bytes += moved;
+    const uint64_t limit = cg.state.usage.limit_bytes;  // of the last reading (0: none, unlimited)
+    if (limit == 0 || cg.rss_moved_bytes <= 0 ||
+        static_cast<double>(cg.rss_moved_bytes) <
+            params_->jump_trigger_fraction * static_cast<double>(limit)) {
+      continue;
+    }
+    // Read at once, but not more often than min_sample_interval after the last reading.
+    const absl::Time at = std::max(
+        now, absl::FromUnixNanos(cg.state.last_sample_unix_ns) + options_.min_sample_interval);
+    if (at < cg.next_sample) {
+      cg.next_sample = at;
+      ++triggered;
+    }
+  }
+  rss_tally_.clear();
+  if (triggered != 0) {
+    absl::MutexLock counters_lock(&counters_mu_);
+    counters_.jump_triggered_samples += triggered;
+  }
 }
 
 void Pipeline::TrackCgroup(uint64_t cgroup_id) {
@@ -709,6 +751,7 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
     ++counters_.samples;
   }
   cg.open_failures = 0;
+  cg.rss_moved_bytes = 0;
   const int64_t now_unix_ns = absl::ToUnixNanos(now);
   const auto identity = resolver_->Resolve(cgroup_id, cg.path);
   cg.state.identity = identity;

@@ -119,6 +119,9 @@ struct PipelineCounters {
   uint64_t trace_errors = 0;
   uint64_t restart_priors_applied = 0;  // runs given their workload's previous peak (RestartKey)
   uint64_t peer_priors_applied = 0;     // runs given a running replica's peak instead
+  // Readings brought forward because the cgroup's RSS grew by jump_trigger_fraction of its limit
+  // since the last one (the BPF RSS records between readings).
+  uint64_t jump_triggered_samples = 0;
   // Debug events (RSS changes, process lifecycle) not built because no consumer asked for them
   // (EventBus::Wants): not a loss, nothing would have received them.
   uint64_t events_not_built = 0;
@@ -199,6 +202,7 @@ class Pipeline {
     uint64_t reclaim_count_reported = 0;
     uint64_t reclaim_ns_reported = 0;
     uint64_t open_failures = 0;
+    int64_t rss_moved_bytes = 0;  // net RSS moves of its processes since the last reading
     std::unique_ptr<predict::TraceWriter> trace;
     int64_t oom_label_ms = -1;  // OOM kill time (monotonic ms) not yet written to the trace
     // This run, for the next run of the same workload (RestartKey) and for replicas started
@@ -234,8 +238,9 @@ class Pipeline {
   void OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns);
   void OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns);
   void OnOomContextRecord(const tapio_oom_context_record& r);
-  // Adds the reclaim tallies to the tracked cgroups (one lock) and asks for sooner samples.
-  void FoldReclaim();
+  // Adds the reclaim and RSS tallies to the tracked cgroups (one lock) and asks for sooner
+  // samples: at once for reclaim, and for a net RSS growth of jump_trigger_fraction of the limit.
+  void FoldTallies();
   void ConstraintFromCounters(const std::string& victim_path, OomKill* kill) const;
   void TrackCgroup(uint64_t cgroup_id);
   // Sampler thread, without the cgroup table lock: opens/reads the cgroup's memory files.
@@ -269,7 +274,7 @@ class Pipeline {
   std::atomic<uint64_t> events_not_built_{0};
   // cgroup ids TrackCgroup has settled (tracked, or the root left alone): no lock for them.
   absl::flat_hash_set<uint64_t> known_cgroups_;
-  // Reclaim passes per cgroup since the last FoldReclaim: a reclaim storm sends hundreds of
+  // Reclaim passes per cgroup since the last FoldTallies: a reclaim storm sends hundreds of
   // thousands a second, and each taking the cgroup table lock and the clock would cost more than
   // the rest of ingest. Folded every kReclaimFoldNs of record time and after every poll.
   struct ReclaimTally {
@@ -278,6 +283,9 @@ class Pipeline {
     uint64_t max_ns = 0;
   };
   absl::flat_hash_map<uint64_t, ReclaimTally> reclaim_tally_;
+  // Net RSS moves per cgroup (snapshots and rss_stat records) since the last fold, for the jump
+  // trigger (ModelParams::jump_trigger_fraction); folded with the reclaim tally.
+  absl::flat_hash_map<uint64_t, int64_t> rss_tally_;
   uint64_t reclaim_folded_at_ns_ = 0;  // record time (CLOCK_BOOTTIME) of the last fold
 
   mutable absl::Mutex cgroups_mu_;

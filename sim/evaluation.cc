@@ -238,7 +238,8 @@ Summary Summarize(const std::vector<const TraceResult*>& results) {
   return s;
 }
 
-predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params) {
+predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params,
+                                int64_t jump_probe_ms) {
   predict::Trace trace;
   trace.header = sim.Header();
   predict::OomPredictor predictor(&params);
@@ -248,9 +249,31 @@ predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelP
     MemorySample s = sim.SampleAt(t);
     trace.samples.push_back(s);
     predictor.Update(s);
-    t += std::max<int64_t>(1, predictor.SuggestedNextSampleDelayMs());
+    const int64_t next = t + std::max<int64_t>(1, predictor.SuggestedNextSampleDelayMs());
+    t = std::min(next, JumpTriggerTime(sim, params, s, next, jump_probe_ms));
   }
   return trace;
+}
+
+int64_t JumpTriggerTime(const MemcgSimulator& sim, const predict::ModelParams& params,
+                        const predict::MemorySample& last, int64_t next_ms, int64_t probe_ms) {
+  if (params.jump_trigger_fraction <= 0 || last.limit_bytes == 0 || probe_ms <= 0) return next_ms;
+  // The agent sums its processes' RSS moves (net) since the reading; in a one-process cgroup that
+  // is the growth of its anonymous and shmem memory, the true one (BPF reads the counters, not a
+  // noisy file).
+  const double trigger_fraction =
+      sim.NonReclaimableFraction(static_cast<double>(last.time_ms) / 1000) +
+      params.jump_trigger_fraction;
+  // Probes at 0.37 s past multiples of probe_ms: a phase unrelated to the readings'.
+  const int64_t phase = 370 % probe_ms;
+  int64_t probe = (last.time_ms - phase) / probe_ms * probe_ms + phase;
+  while (probe <= last.time_ms) probe += probe_ms;
+  for (; probe + kJumpLatencyMs < next_ms; probe += probe_ms) {
+    if (sim.NonReclaimableFraction(static_cast<double>(probe) / 1000) >= trigger_fraction) {
+      return probe + kJumpLatencyMs;
+    }
+  }
+  return next_ms;
 }
 
 EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptions& options) {
@@ -261,7 +284,7 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
                          options.seed_base + static_cast<uint64_t>(i), 3600, options.noise_scale);
       predict::Trace trace = options.cadence_ms > 0
                                  ? GenerateTrace(sim, options.cadence_ms, sim.seed() * 7919 % 1000)
-                                 : SampleAdaptively(sim, params);
+                                 : SampleAdaptively(sim, params, options.jump_probe_ms);
       for (int d = 0; d < kDetectorCount; ++d) {
         auto det = MakeDetector(static_cast<DetectorKind>(d), &params);
         results[d].push_back(ScoreTrace(trace, det.get(), GroupOf(sim.workload_class())));

@@ -97,12 +97,18 @@ struct EvalReport {
   std::array<std::vector<double>, kDetectorCount> lead_sorted;  // pooled positives
 };
 
+// How often the agent sees RSS between readings: its default --snapshot_interval_ms. With
+// --rss_stat_hook --rss_track_all it sees every page fault: model that with a probe of 50 ms.
+inline constexpr int64_t kJumpProbeMs = 1000;
+inline constexpr int64_t kJumpLatencyMs = 60;
+
 struct EvalOptions {
   int64_t seeds_per_class = 40;
   uint64_t seed_base = kTestSeedBase;
   // Cadence: 0 = the model's adaptive cadence (SuggestedNextSampleDelayMs), else fixed.
   int64_t cadence_ms = 0;
-  double noise_scale = 1.0;  // see MemcgSimulator
+  double noise_scale = 1.0;              // see MemcgSimulator
+  int64_t jump_probe_ms = kJumpProbeMs;  // adaptive cadence: see JumpTriggerTime
 };
 
 // Generates the split and scores every detector on the same samples.
@@ -123,8 +129,18 @@ EvalReport EvaluateTraces(const predict::ModelParams& params,
                           const std::vector<predict::Trace>& traces,
                           const std::vector<std::optional<predict::RunPeak>>& priors = {});
 
-// Samples of one simulated trace as the model's adaptive cadence reads them.
-predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params);
+// Samples of one simulated trace as the agent reads them: at the model's adaptive cadence, and
+// sooner when the jump trigger fires (JumpTriggerTime).
+predict::Trace SampleAdaptively(const MemcgSimulator& sim, const predict::ModelParams& params,
+                                int64_t jump_probe_ms = kJumpProbeMs);
+
+// The agent's jump trigger between two readings (ModelParams::jump_trigger_fraction), modelled:
+// the first probe at which non-reclaimable memory has grown by that share of the limit since
+// `last`, plus kJumpLatencyMs (the pipeline folds RSS moves after every poll and its sampler wakes
+// at least every 50 ms); `next_ms` when none does before it. Probes are where the agent sees RSS:
+// its task-iterator snapshots, every `probe_ms` at a phase of their own.
+int64_t JumpTriggerTime(const MemcgSimulator& sim, const predict::ModelParams& params,
+                        const predict::MemorySample& last, int64_t next_ms, int64_t probe_ms);
 
 // Goals from the brief, checked on a report. Empty = all met; otherwise one line per miss.
 std::vector<std::string> CheckGoals(const EvalReport& report);

@@ -27,6 +27,9 @@ ABSL_FLAG(std::string, split, "test", "simulated split: tune (seeds from 1) or t
 ABSL_FLAG(int64_t, seeds_per_class, 40, "simulated traces per workload class");
 ABSL_FLAG(int64_t, cadence_ms, 0, "sampling cadence; 0 = the predictor's adaptive cadence");
 ABSL_FLAG(double, noise_scale, 1.0, "multiply the simulator's noise (robustness runs)");
+ABSL_FLAG(int64_t, jump_probe_ms, tapio::sim::kJumpProbeMs,
+          "how often the modelled agent sees RSS between readings (its task snapshots) for the "
+          "jump trigger; 50 models --rss_stat_hook --rss_track_all");
 ABSL_FLAG(std::string, model_file, "", "model parameters (JSON); empty = compiled-in defaults");
 ABSL_FLAG(std::string, traces, "", "comma-separated trace files to evaluate instead of simulating");
 ABSL_FLAG(
@@ -109,6 +112,11 @@ int main(int argc, char** argv) {
     }
     params = *loaded;
   }
+  const int64_t jump_probe_ms = absl::GetFlag(FLAGS_jump_probe_ms);
+  if (jump_probe_ms <= 0) {
+    std::cerr << "tapio-eval: --jump_probe_ms must be > 0\n";
+    return 2;
+  }
   if (const std::string name = absl::GetFlag(FLAGS_explain_class); !name.empty()) {
     sim::WorkloadClass cls;
     if (!sim::ParseWorkloadClass(name, &cls)) {
@@ -117,7 +125,7 @@ int main(int argc, char** argv) {
     }
     sim::MemcgSimulator simulator(cls, static_cast<uint64_t>(absl::GetFlag(FLAGS_explain_seed)),
                                   3600, absl::GetFlag(FLAGS_noise_scale));
-    predict::Trace trace = sim::SampleAdaptively(simulator, params);
+    predict::Trace trace = sim::SampleAdaptively(simulator, params, jump_probe_ms);
     std::printf("# %s seed %llu limit %llu MiB oom_time_ms %lld\n", name.c_str(),
                 static_cast<unsigned long long>(simulator.seed()),
                 static_cast<unsigned long long>(simulator.limit_bytes() >> 20),
@@ -149,6 +157,7 @@ int main(int argc, char** argv) {
   options.seed_base = split == "tune" ? sim::kTuneSeedBase : sim::kTestSeedBase;
   options.cadence_ms = absl::GetFlag(FLAGS_cadence_ms);
   options.noise_scale = absl::GetFlag(FLAGS_noise_scale);
+  options.jump_probe_ms = jump_probe_ms;
   if (!(options.noise_scale >= 0 && options.noise_scale <= 20)) {
     std::cerr << "tapio-eval: --noise_scale must be in [0, 20]\n";
     return 2;
@@ -170,7 +179,7 @@ int main(int argc, char** argv) {
                                       options.seed_base + static_cast<uint64_t>(i));
         predict::Trace trace = options.cadence_ms > 0
                                    ? sim::GenerateTrace(simulator, options.cadence_ms)
-                                   : sim::SampleAdaptively(simulator, params);
+                                   : sim::SampleAdaptively(simulator, params, jump_probe_ms);
         std::string path = dir + "/" +
                            std::string(sim::WorkloadClassName(simulator.workload_class())) + "-" +
                            std::to_string(simulator.seed()) + ".jsonl";
@@ -239,7 +248,7 @@ int main(int argc, char** argv) {
   if (const std::string prefix = absl::GetFlag(FLAGS_examples_svg_prefix); !prefix.empty()) {
     for (int c = 0; c < sim::kWorkloadClassCount; ++c) {
       sim::MemcgSimulator simulator(static_cast<sim::WorkloadClass>(c), options.seed_base);
-      predict::Trace trace = sim::SampleAdaptively(simulator, params);
+      predict::Trace trace = sim::SampleAdaptively(simulator, params, jump_probe_ms);
       auto det = sim::MakeDetector(sim::DetectorKind::kModel, &params);
       sim::TraceResult r =
           sim::ScoreTrace(trace, det.get(), sim::GroupOf(simulator.workload_class()));

@@ -456,6 +456,10 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
   single("tapio_agent_prior_store_errors_total",
          "Failures to read or write --prior_state_file (the priors stay in memory).",
          MetricType::Counter, health.prior_store_errors_total);
+  single("tapio_agent_jump_triggered_readings_total",
+         "cgroup readings brought forward because BPF saw its RSS grow by jump_trigger_fraction "
+         "of the limit since the last reading.",
+         MetricType::Counter, health.jump_triggered_samples_total);
   single("tapio_agent_bpf_stats_enabled",
          "1 when kernel.bpf_stats_enabled is on, so BPF run counts and times are collected.",
          MetricType::Gauge, health.bpf_stats_enabled ? 1 : 0);

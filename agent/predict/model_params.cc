@@ -57,6 +57,7 @@ const std::vector<Field>& Fields() {
       {"cadence_risk_ms", &ModelParams::cadence_risk_ms, 10, 3600000},
       {"cadence_urgent_ms", &ModelParams::cadence_urgent_ms, 10, 3600000},
       {"idle_fraction", &ModelParams::idle_fraction, 0, 1},
+      {"jump_trigger_fraction", &ModelParams::jump_trigger_fraction, 0, 1},
   };
   return *fields;
 }

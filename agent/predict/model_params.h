@@ -94,6 +94,10 @@ struct ModelParams {
   int64_t cadence_risk_ms = 500;    // time to OOM within slow_horizon_s
   int64_t cadence_urgent_ms = 250;  // time to OOM within fast_horizon_s
   double idle_fraction = 0.5;
+  // The agent's trigger between readings: when the BPF RSS records of a cgroup's processes show
+  // net growth of this share of its limit since its last reading, it is read at once, not at the
+  // cadence's next tick, so a jump is seen when it happens (0 = off). tapio-eval models it.
+  double jump_trigger_fraction = 0.02;
 };
 
 // Parses a model file. Errors name the offending key: "model file: key 'slow_z': must be > 0".

@@ -141,7 +141,8 @@ BENCHMARK(BM_DecodeOnly);
 // The agent's consumers (bench/support/agent_consumers.h), lifecycle events on. arg 0: the
 // default (nobody asks for debug events, so RSS changes and lifecycle are not built); arg 1: a
 // firehose subscriber too (every record becomes a published event where the pipeline would
-// publish one).
+// publish one). jump_trigger 0: ModelParams::jump_trigger_fraction off (no RSS tally), for the
+// trigger's cost.
 void BM_PipelineIngest(benchmark::State& state) {
   const RecordBuffer buf = MakeRecords(1 << 16);
   CgroupLayout layout;
@@ -151,6 +152,7 @@ void BM_PipelineIngest(benchmark::State& state) {
   bench::AgentConsumers consumers(static_cast<bench::Consumers>(state.range(0)));
   PathIdentityResolver resolver;
   predict::ModelParams params;
+  if (state.range(1) == 0) params.jump_trigger_fraction = 0;
   Pipeline pipeline(options, layout, &consumers.bus, &resolver, &params);
   // In batches, as the agent's ring reader hands them over (RingReader::kMaxBatch).
   constexpr size_t kBatch = bpf::RingReader::kMaxBatch;
@@ -166,7 +168,11 @@ void BM_PipelineIngest(benchmark::State& state) {
   state.counters["published"] = static_cast<double>(consumers.bus.last_seq());
   state.counters["not_built"] = static_cast<double>(pipeline.counters().events_not_built);
 }
-BENCHMARK(BM_PipelineIngest)->ArgName("firehose")->Arg(0)->Arg(1);
+BENCHMARK(BM_PipelineIngest)
+    ->ArgNames({"firehose", "jump_trigger"})
+    ->Args({0, 1})
+    ->Args({0, 0})
+    ->Args({1, 1});
 
 }  // namespace
 }  // namespace tapio

@@ -572,6 +572,56 @@ TEST_F(PipelineRestartTest, ARunStoredWhileGoingGetsNoPriorFromItselfAfterAnAgen
   EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
 }
 
+// The jump trigger: BPF RSS records between two readings that add up to jump_trigger_fraction
+// (2%) of the limit bring the next reading forward; less, or memory that came and went with a
+// process, does not.
+TEST_F(PipelineRestartTest, AnRssJumpBetweenReadingsIsReadAtOnce) {
+  MakeCgroups({"run1"});
+  Start("run1", 100 << 20, 0);  // 100 MiB of 1 GiB: the idle cadence (2 s)
+  const uint32_t pid = pid_;
+  struct stat st;
+  ASSERT_EQ(stat((root_ + "/run1").c_str(), &st), 0);
+  tapio_rss_record r{};
+  r.hdr = Header(TAPIO_REC_TASK_RSS, pid, st.st_ino, "app");
+  r.rss.anon_pages = 100 * 256;  // a first sighting: growth from nothing, read with the next
+  pipeline_->BeginTaskSnapshot();
+  pipeline_->HandleTaskRss(r, 0);
+  pipeline_->EndTaskSnapshot();
+  pipeline_->FlushPendingOoms(absl::Now(), /*all=*/false);  // what the ingest loop does next
+  Sample();
+  const absl::Time read_at = now_;
+  const uint64_t samples = pipeline_->counters().samples;
+  const uint64_t triggered_before = pipeline_->counters().jump_triggered_samples;
+  auto rss = [&](uint32_t p, uint64_t mib, bool fold = true) {
+    r.hdr = Header(TAPIO_REC_RSS_CHANGE, p, st.st_ino, "app");
+    r.rss.anon_pages = mib * 256;
+    pipeline_->HandleRecord(&r, sizeof(r), 0);
+    if (fold) pipeline_->FlushPendingOoms(absl::Now(), /*all=*/false);  // folds the tallies
+  };
+  auto read_by = [&](absl::Duration d) {
+    pipeline_->SampleDue(read_at + d);
+    return pipeline_->counters().samples - samples;
+  };
+  EXPECT_EQ(read_by(absl::Milliseconds(300)), 0u);  // not due yet
+  rss(pid, 110);                                    // +10 MiB: 1% of the limit
+  EXPECT_EQ(read_by(absl::Milliseconds(400)), 0u);
+  rss(pid, 125);  // +25 MiB since the reading: 2.4%
+  EXPECT_EQ(read_by(absl::Milliseconds(500)), 1u);
+  EXPECT_EQ(pipeline_->counters().jump_triggered_samples - triggered_before, 1u);
+
+  // A helper process comes, allocates 30 MiB (3%) and exits: no net growth, no early reading.
+  const uint64_t triggered = pipeline_->counters().jump_triggered_samples;
+  tapio_proc_record exec{};
+  exec.hdr = Header(TAPIO_REC_PROC_EXEC, pid + 1000, st.st_ino, "helper");
+  pipeline_->HandleRecord(&exec, sizeof(exec), 0);
+  rss(pid + 1000, 30, /*fold=*/false);
+  tapio_proc_record exit{};
+  exit.hdr = Header(TAPIO_REC_PROC_EXIT, pid + 1000, st.st_ino, "helper");
+  pipeline_->HandleRecord(&exit, sizeof(exit), 0);
+  pipeline_->FlushPendingOoms(absl::Now(), /*all=*/false);
+  EXPECT_EQ(pipeline_->counters().jump_triggered_samples, triggered);
+}
+
 TEST_F(PipelineRestartTest, AtStopARunningRunAtRiskIsNotStored) {
   MakeCgroups({"run1"});
   ASSERT_TRUE(LeakUntilAtRisk("run1")) << "the leak was not predicted: the test proves nothing";

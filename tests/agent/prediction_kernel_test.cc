@@ -6,13 +6,16 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "tests/agent/agent_process.h"
+#include "tests/metrics/http_get.h"
 #include "tests/support/test_cgroup.h"
 
 namespace tapio::testing {
@@ -108,6 +111,63 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
   auto kills = (*cg)->ReadOomKillCount();
   ASSERT_TRUE(kills.ok());
   EXPECT_EQ(*kills, 0u);
+}
+
+// The jump trigger on the real kernel: three processes that each take 32 MiB (12.5% of the
+// limit) in one go, 3 s apart, into a cgroup the agent reads every 10 s (a model file slows the
+// cadence, so that no regular reading is due when a trigger fires and each jump must bring one
+// forward). The RSS moves are the task iterator's (the pipeline unit test times the trigger
+// exactly).
+TEST_F(PredictionKernelTest, RssJumpsBetweenReadingsTriggerReadings) {
+  const std::string model = ::testing::TempDir() + "/tapio-slow-model-" + std::to_string(getpid());
+  std::ofstream(model) << R"({"cadence_idle_ms": 10000, "cadence_default_ms": 10000})";
+  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--usage_interval_s=1",
+                                    "--max_sample_interval_ms=10000", "--model_file=" + model});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  TestCgroupOptions o;
+  o.limit_bytes = 256 << 20;
+  auto cg = TestCgroup::Create(o);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  std::vector<ChildProcess> children;
+  auto spawn = [&](int mib) {
+    auto child = (*cg)->Spawn({TestAllocPath(), absl::StrCat("--mib=", mib),
+                               absl::StrCat("--step-mib=", mib), "--hold-s=-1"});
+    ASSERT_TRUE(child.ok()) << child.status();
+    children.push_back(std::move(*child));
+  };
+  spawn(16);  // tracked and read (its limit known) before the jumps
+  const uint64_t id = (*cg)->cgroup2_id();
+  ASSERT_TRUE((*agent)
+                  ->WaitFor(
+                      [&](const json& e) {
+                        return e["type"] == "memory_usage" && e["cgroup_id"] == id &&
+                               e["memory_usage"]["non_reclaimable_bytes"].get<double>() >= 15 << 20;
+                      },
+                      absl::Seconds(20))
+                  .ok())
+      << (*agent)->Log();
+  auto triggered = [&]() -> absl::StatusOr<int64_t> {
+    auto port = (*agent)->MetricsPort();
+    if (!port.ok()) return port.status();
+    auto body = HttpGet(*port, "/metrics");
+    if (!body.ok()) return body.status();
+    const std::string name = "\ntapio_agent_jump_triggered_readings_total ";
+    const size_t at = body->find(name);
+    if (at == std::string::npos) return absl::NotFoundError("no jump trigger counter");
+    return std::strtoll(body->c_str() + at + name.size(), nullptr, 10);
+  };
+  auto before = triggered();
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (int i = 0; i < 3; ++i) {
+    spawn(32);
+    absl::SleepFor(absl::Seconds(3));
+  }
+  auto after = triggered();
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_GE(*after - *before, 3) << (*agent)->Log();
+  std::cout << "readings brought forward by 3 jumps: " << (*after - *before) << "\n";
+  ASSERT_TRUE((*cg)->KillAll().ok());
+  std::remove(model.c_str());
 }
 
 // Raised predictions for cgroup `id` among the agent's events so far.

@@ -261,6 +261,7 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
     h.attribution_failures_total = 4;
     h.restart_priors_total = 6;
     h.peer_priors_total = 7;
+    h.jump_triggered_samples_total = 8;
     h.prior_store_errors_total = 8;
     h.bpf_stats_enabled = true;
     h.bpf_programs.push_back({"handle_mark_victim", 10, 2'000'000'000});
@@ -278,6 +279,7 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
   EXPECT_THAT(text, HasSubstr("tapio_agent_attribution_failures_total 4"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_prediction_priors_total{source=\"restart\"} 6"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_prediction_priors_total{source=\"peer\"} 7"));
+  EXPECT_THAT(text, HasSubstr("tapio_agent_jump_triggered_readings_total 8"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_prior_store_errors_total 8"));
   EXPECT_THAT(text,
               HasSubstr("tapio_agent_bpf_program_runs_total{program=\"handle_mark_victim\"} 10"));
