@@ -235,10 +235,7 @@ void Pipeline::OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, b
   // brought its memory from another cgroup does not count.
   if (!(moved && before != 0) && params_->jump_trigger_fraction > 0) {
     rss_tally_[r.hdr.cgroup_id] += delta;
-    if (r.hdr.ts_ns - reclaim_folded_at_ns_ >= kReclaimFoldNs) {
-      reclaim_folded_at_ns_ = r.hdr.ts_ns;
-      FoldTallies();
-    }
+    FoldTalliesEvery(r.hdr.ts_ns);
   }
   if (!Wanted(EventKind::kRssChange, Severity::kDebug)) return;
   PublishRssChange(r, delta, boot_to_unix_ns);
@@ -490,10 +487,7 @@ void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_un
   ++t.count;
   t.total_ns += r.duration_ns;
   t.max_ns = std::max<uint64_t>(t.max_ns, r.duration_ns);
-  if (r.hdr.ts_ns - reclaim_folded_at_ns_ >= kReclaimFoldNs) {
-    reclaim_folded_at_ns_ = r.hdr.ts_ns;
-    FoldTallies();
-  }
+  FoldTalliesEvery(r.hdr.ts_ns);
   if (absl::Nanoseconds(r.duration_ns) < options_.reclaim_event_min) return;
   Event e;
   e.time_unix_ns = static_cast<int64_t>(r.hdr.ts_ns) + boot_to_unix_ns;
@@ -505,6 +499,12 @@ void Pipeline::OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_un
   p.max_reclaim_stall_ns = r.duration_ns;
   e.payload = p;
   Publish(std::move(e));
+}
+
+void Pipeline::FoldTalliesEvery(uint64_t record_ts_ns) {
+  if (record_ts_ns - reclaim_folded_at_ns_ < kReclaimFoldNs) return;
+  reclaim_folded_at_ns_ = record_ts_ns;
+  FoldTallies();
 }
 
 void Pipeline::FoldTallies() {
@@ -784,9 +784,8 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   // yet, looked up again.
   if (identity != nullptr && identity != cg.keyed_identity && !AwaitsEnrichment(*identity)) {
     cg.keyed_identity = identity;
-    std::string key = RestartKey(*identity);
-    if (!cg.prior_checked || key != cg.restart_key) {
-      cg.prior_checked = true;
+    // A first key of "" (a plain host's cgroup with no path) has nothing to look up either.
+    if (std::string key = RestartKey(*identity); key != cg.restart_key) {
       cg.restart_key = std::move(key);
       if (!cg.prior_applied && !cg.restart_key.empty()) {
         cg.prior_applied = ApplyPrior(cgroup_id, cg, sample.limit_bytes);

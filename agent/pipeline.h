@@ -208,9 +208,8 @@ class Pipeline {
     // This run, for the next run of the same workload (RestartKey) and for replicas started
     // beside it.
     predict::RunPeak run_peak;
-    bool prior_checked = false;  // the previous run's (or a live peer's) peak was looked up
-    bool prior_applied = false;  // ... and one was found
-    std::string restart_key;     // RestartKey, once prior_checked ("" = none)
+    bool prior_applied = false;  // the previous run's (or a live peer's) peak was found
+    std::string restart_key;     // RestartKey of keyed_identity ("" = none, or not keyed yet)
     // The identity restart_key was taken from: a later one (the pod's sandbox or the kubelet's
     // ownerReferences learnt after the container) may name the workload, and is keyed again.
     std::shared_ptr<const WorkloadIdentity> keyed_identity;
@@ -241,6 +240,8 @@ class Pipeline {
   // Adds the reclaim and RSS tallies to the tracked cgroups (one lock) and asks for sooner
   // samples: at once for reclaim, and for a net RSS growth of jump_trigger_fraction of the limit.
   void FoldTallies();
+  // FoldTallies, once kReclaimFoldNs of record time has passed since the last fold.
+  void FoldTalliesEvery(uint64_t record_ts_ns);
   void ConstraintFromCounters(const std::string& victim_path, OomKill* kill) const;
   void TrackCgroup(uint64_t cgroup_id);
   // Sampler thread, without the cgroup table lock: opens/reads the cgroup's memory files.

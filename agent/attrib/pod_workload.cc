@@ -16,25 +16,23 @@ absl::string_view Label(const std::map<std::string, std::string>& labels, absl::
   return it == labels.end() ? absl::string_view() : absl::string_view(it->second);
 }
 
-// "<prefix>-<suffix>" -> prefix (the part generateName was given, without its "-"), or "" when
-// the suffix is not `suffix_ok` or the prefix may have been truncated.
-template <typename SuffixOk>
-absl::string_view PrefixBeforeLastDash(absl::string_view name, SuffixOk suffix_ok) {
-  const size_t dash = name.rfind('-');
-  if (dash == absl::string_view::npos || dash == 0) return {};
-  if (!suffix_ok(name.substr(dash + 1))) return {};
-  // generateName's prefix with its "-" at 58 characters or more may have been cut (at exactly 58,
-  // possibly just after a "-" of a longer name).
-  if (dash + 1 >= kMaxGeneratedPrefix) return {};
-  return name.substr(0, dash);
-}
-
 bool IsRandomSuffix(absl::string_view s) {
   if (s.size() != kRandomSuffixLength) return false;
   for (char c : s) {
     if (!absl::ascii_islower(c) && !absl::ascii_isdigit(c)) return false;
   }
   return true;
+}
+
+// The prefix generateName was given (without its "-") of a name "<prefix>-<5 chars>", or "" when
+// the name is not one, or its prefix may have been cut: a prefix and "-" of 58 characters or more
+// (at exactly 58 possibly just after a "-" of a longer name).
+absl::string_view GeneratedPrefix(absl::string_view name) {
+  const size_t dash = name.rfind('-');
+  if (dash == absl::string_view::npos || dash == 0) return {};
+  if (!IsRandomSuffix(name.substr(dash + 1))) return {};
+  if (dash + 1 >= kMaxGeneratedPrefix) return {};
+  return name.substr(0, dash);
 }
 
 bool IsOrdinal(absl::string_view s) {
@@ -57,7 +55,7 @@ PodWorkload WorkloadFromPodLabels(absl::string_view pod_name,
                                   const std::map<std::string, std::string>& labels) {
   PodWorkload w;
   if (absl::string_view hash = Label(labels, "pod-template-hash"); !hash.empty()) {
-    const absl::string_view rs = PrefixBeforeLastDash(pod_name, IsRandomSuffix);
+    const absl::string_view rs = GeneratedPrefix(pod_name);
     if (std::string d = DeploymentOfReplicaSet(rs, hash); !d.empty()) {
       w.kind = "Deployment";
       w.name = std::move(d);
@@ -75,7 +73,7 @@ PodWorkload WorkloadFromPodLabels(absl::string_view pod_name,
   }
   if (!Label(labels, "controller-revision-hash").empty() &&
       !Label(labels, "pod-template-generation").empty()) {
-    if (absl::string_view ds = PrefixBeforeLastDash(pod_name, IsRandomSuffix); !ds.empty()) {
+    if (absl::string_view ds = GeneratedPrefix(pod_name); !ds.empty()) {
       w.kind = "DaemonSet";
       w.name = std::string(ds);
     }
