@@ -152,7 +152,7 @@ void BM_PipelineIngest(benchmark::State& state) {
   bench::AgentConsumers consumers(static_cast<bench::Consumers>(state.range(0)));
   PathIdentityResolver resolver;
   predict::ModelParams params;
-  if (state.range(1) == 0) params.jump_trigger_fraction = 0;
+  params.jump_trigger_fraction = state.range(1) == 0 ? 0 : 0.02;
   Pipeline pipeline(options, layout, &consumers.bus, &resolver, &params);
   // In batches, as the agent's ring reader hands them over (RingReader::kMaxBatch).
   constexpr size_t kBatch = bpf::RingReader::kMaxBatch;

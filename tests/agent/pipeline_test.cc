@@ -576,6 +576,7 @@ TEST_F(PipelineRestartTest, ARunStoredWhileGoingGetsNoPriorFromItselfAfterAnAgen
 // (2%) of the limit bring the next reading forward; less, or memory that came and went with a
 // process, does not.
 TEST_F(PipelineRestartTest, AnRssJumpBetweenReadingsIsReadAtOnce) {
+  params_.jump_trigger_fraction = 0.02;
   MakeCgroups({"run1"});
   Start("run1", 100 << 20, 0);  // 100 MiB of 1 GiB: the idle cadence (2 s)
   const uint32_t pid = pid_;

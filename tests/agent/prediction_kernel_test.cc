@@ -120,7 +120,8 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
 // the trigger exactly).
 void ExpectRssJumpsTriggerReadings(const std::vector<std::string>& extra_flags) {
   const std::string model = ::testing::TempDir() + "/tapio-slow-model-" + std::to_string(getpid());
-  std::ofstream(model) << R"({"cadence_idle_ms": 10000, "cadence_default_ms": 10000})";
+  std::ofstream(model)
+      << R"({"cadence_idle_ms": 10000, "cadence_default_ms": 10000, "jump_trigger_fraction": 0.02})";
   std::vector<std::string> flags = {"--summary_interval_s=0", "--usage_interval_s=1",
                                     "--max_sample_interval_ms=10000", "--model_file=" + model};
   flags.insert(flags.end(), extra_flags.begin(), extra_flags.end());
