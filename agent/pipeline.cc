@@ -715,10 +715,12 @@ bool Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_
     prior = &finished->second;
   }
   bool from_peer = false;
+  int passed_over = 0;  // peers of this workload that were no prior: at risk, killed, other limit
   // One pass over the tracked cgroups per new run; a peer is one whose identity has settled.
   for (const auto& [id, peer] : cgroups_) {
-    if (&peer == &cg || peer.restart_key != cg.restart_key || peer.state.at_risk ||
-        !peer.run_peak.usable() || peer.run_peak.limit_bytes != limit_bytes) {
+    if (&peer == &cg || peer.restart_key != cg.restart_key) continue;
+    if (peer.state.at_risk || !peer.run_peak.usable() || peer.run_peak.limit_bytes != limit_bytes) {
+      ++passed_over;
       continue;
     }
     if (prior == nullptr || peer.run_peak.peak_bytes > prior->peak_bytes) {
@@ -726,6 +728,12 @@ bool Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_
       from_peer = true;
     }
   }
+  TAPIO_LOG(kDebug, "prior for cgroup %d (%s, limit %d): %s, %d peer(s) passed over", cgroup_id,
+            cg.restart_key, limit_bytes,
+            prior == nullptr
+                ? std::string("none")
+                : absl::StrCat(from_peer ? "peer" : "restart", " peak ", prior->peak_bytes),
+            passed_over);
   if (prior == nullptr) return false;
   cg.predictor->SetPriorPeak(prior->peak_bytes, prior->limit_bytes);
   absl::MutexLock counters_lock(&counters_mu_);
@@ -784,13 +792,19 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   // yet, looked up again.
   if (identity != nullptr && identity != cg.keyed_identity && !AwaitsEnrichment(*identity)) {
     cg.keyed_identity = identity;
-    // A first key of "" (a plain host's cgroup with no path) has nothing to look up either.
     if (std::string key = RestartKey(*identity); key != cg.restart_key) {
       cg.restart_key = std::move(key);
-      if (!cg.prior_applied && !cg.restart_key.empty()) {
-        cg.prior_applied = ApplyPrior(cgroup_id, cg, sample.limit_bytes);
-      }
+      if (!cg.prior_applied) cg.prior_lookup_limit_bytes = 0;
     }
+  }
+  // A prior is for one limit, so the lookup also waits for the run's limit: runc makes the cgroup
+  // before it writes memory.max, and a reading in between sees none. A limit changed later (an
+  // in-place resize) makes the predictor drop the prior it has: look again under the new one. A
+  // key of "" (a plain host's cgroup with no path) has nothing to look up.
+  if (!cg.restart_key.empty() && sample.limit_bytes != 0 &&
+      sample.limit_bytes != cg.prior_lookup_limit_bytes) {
+    cg.prior_lookup_limit_bytes = sample.limit_bytes;
+    cg.prior_applied = ApplyPrior(cgroup_id, cg, sample.limit_bytes);
   }
   const predict::Prediction p = cg.predictor->Update(sample);
   cg.run_peak.Add(sample);

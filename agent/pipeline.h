@@ -208,8 +208,9 @@ class Pipeline {
     // This run, for the next run of the same workload (RestartKey) and for replicas started
     // beside it.
     predict::RunPeak run_peak;
-    bool prior_applied = false;  // the previous run's (or a live peer's) peak was found
-    std::string restart_key;     // RestartKey of keyed_identity ("" = none, or not keyed yet)
+    bool prior_applied = false;             // the previous run's (or a live peer's) peak was found
+    uint64_t prior_lookup_limit_bytes = 0;  // the limit of the last lookup (0: none since keyed)
+    std::string restart_key;  // RestartKey of keyed_identity ("" = none, or not keyed yet)
     // The identity restart_key was taken from: a later one (the pod's sandbox or the kubelet's
     // ownerReferences learnt after the container) may name the workload, and is keyed again.
     std::shared_ptr<const WorkloadIdentity> keyed_identity;

@@ -115,7 +115,8 @@ class AgentContainerdE2eTest : public ::testing::Test {
     fx_ = *std::move(fx);
     auto agent = AgentProcess::Start(
         {"--attribution=cri", absl::StrCat("--cri_endpoint=", fx_->endpoint()), "--cri_refresh_s=1",
-         "--usage_interval_s=1", "--max_sample_interval_ms=1000", "--summary_interval_s=0"});
+         "--usage_interval_s=1", "--max_sample_interval_ms=1000", "--summary_interval_s=0",
+         "--log_level=debug"});
     ASSERT_TRUE(agent.ok()) << agent.status();
     agent_ = *std::move(agent);
     stub_ = v1::TapioService::NewStub(
@@ -463,9 +464,18 @@ TEST_F(AgentContainerdE2eTest, AReplicaStartedBesideARunningOneIsNotPredictedOnI
       absl::Seconds(60));
   ASSERT_TRUE(filled.ok()) << "the replica did not fill to 96 MiB\n" << agent_->Log();
   absl::SleepFor(absl::Seconds(5));  // held at its peak: a late raise would show here
+  // On a failure, the predictions of both replicas and the agent's log (which says what prior
+  // each run found) tell a late peer from a missing key.
+  std::string raised, replicas;
   for (const json& e : agent_->Events()) {
-    EXPECT_FALSE(at_risk(*replica)(e)) << "the replica was predicted: " << e.dump();
+    if (at_risk(*replica)(e)) absl::StrAppend(&raised, e.dump(), "\n");
+    if (IsType(e, "oom_prediction") &&
+        (Str(e, "container_id") == *replica || Str(e, "container_id") == *running)) {
+      absl::StrAppend(&replicas, e.dump(), "\n");
+    }
   }
+  EXPECT_EQ(raised, "") << "the replica was predicted; the replicas' predictions:\n"
+                        << replicas << agent_->Log();
   EXPECT_EQ(Str(*filled, "workload"), "Deployment/web") << filled->dump();
 
   // The agent says why: one peer prior (the replica's), no restart prior.

@@ -400,10 +400,11 @@ class PipelineRestartTest : public ::testing::Test {
   void MakeCgroups(std::initializer_list<const char*> names) {
     for (const char* name : names) std::filesystem::create_directories(root_ + "/" + name);
   }
-  // A run: a container cgroup at `limit` (1 GiB) with `anon` bytes, seen through one exec record.
+  // A run: a container cgroup at `limit` (1 GiB; 0: "max", none yet) with `anon` bytes, seen
+  // through one exec record.
   void Start(const std::string& name, uint64_t anon, int oom_kills, uint64_t limit = 1ull << 30) {
     const std::string dir = root_ + "/" + name;
-    WriteText(dir + "/memory.max", absl::StrCat(limit, "\n"));
+    SetLimit(name, limit);
     SetAnon(name, anon);
     WriteText(dir + "/memory.events", absl::StrCat("max 0\noom 0\noom_kill ", oom_kills, "\n"));
     struct stat st;
@@ -412,6 +413,10 @@ class PipelineRestartTest : public ::testing::Test {
     exec.hdr = Header(TAPIO_REC_PROC_EXEC, ++pid_, st.st_ino, "app");
     pipeline_->HandleRecord(&exec, sizeof(exec), 0);
     Sample();
+  }
+  void SetLimit(const std::string& name, uint64_t limit) {
+    WriteText(root_ + "/" + name + "/memory.max",
+              limit == 0 ? std::string("max\n") : absl::StrCat(limit, "\n"));
   }
   void SetAnon(const std::string& name, uint64_t anon) {
     const std::string dir = root_ + "/" + name;
@@ -496,6 +501,26 @@ TEST_F(PipelineRestartTest, AReplicaWhoseWorkloadIsLearntLateGetsItsPeakThen) {
   for (int i = 0; i < 5; ++i) Sample();  // the same workload again: no second prior
   EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
   EXPECT_EQ(pipeline_->counters().restart_priors_applied, 0u);
+}
+
+TEST_F(PipelineRestartTest, AReplicaReadBeforeItsLimitIsWrittenGetsItsPeakOnceItIs) {
+  // runc makes the cgroup, then writes memory.max: a reading in between has the workload but no
+  // limit, and a prior is for one limit.
+  MakeCgroups({"run1", "run2", "run3"});
+  Start("run1", 600 << 20, 0);
+  Start("run3", 700 << 20, 0, 2ull << 30);  // another limit: no prior from run1
+  for (int i = 0; i < 10; ++i) Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
+  Start("run2", 0, 0, /*limit=*/0);
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
+  SetLimit("run2", 1ull << 30);
+  SetAnon("run2", 100 << 20);
+  for (int i = 0; i < 5; ++i) Sample();  // one lookup, not one per reading
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+  // Resized in place: the predictor drops run1's peak, and run3's is the one for the new limit.
+  SetLimit("run2", 2ull << 30);
+  for (int i = 0; i < 5; ++i) Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 2u);
 }
 
 TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPrior) {
