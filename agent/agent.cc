@@ -502,6 +502,7 @@ metrics::AgentHealth Agent::Health() const {
   h.restart_priors_total = c.pipeline.restart_priors_applied;
   h.peer_priors_total = c.pipeline.peer_priors_applied;
   h.jump_triggered_samples_total = c.pipeline.jump_triggered_samples;
+  h.events_not_built_total = c.pipeline.events_not_built;
   h.prior_store_errors_total = prior_store_errors_.load();
   h.bpf_stats_enabled = ReadBpfStatsEnabled();
   if (tracker_) {

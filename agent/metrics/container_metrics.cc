@@ -460,6 +460,10 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
          "cgroup readings brought forward because BPF saw its RSS grow by jump_trigger_fraction "
          "of the limit since the last reading.",
          MetricType::Counter, health.jump_triggered_samples_total);
+  single("tapio_agent_events_not_built_total",
+         "Records not turned into an event because no subscriber, output or metrics feed asks for "
+         "their kind and severity (work saved, not a loss).",
+         MetricType::Counter, health.events_not_built_total);
   single("tapio_agent_bpf_stats_enabled",
          "1 when kernel.bpf_stats_enabled is on, so BPF run counts and times are collected.",
          MetricType::Gauge, health.bpf_stats_enabled ? 1 : 0);

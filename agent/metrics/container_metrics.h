@@ -90,6 +90,7 @@ struct AgentHealth {
   uint64_t peer_priors_total = 0;         // a running replica of it
   uint64_t prior_store_errors_total = 0;  // --prior_state_file unreadable, malformed, unwritable
   uint64_t jump_triggered_samples_total = 0;  // readings brought forward by the RSS jump trigger
+  uint64_t events_not_built_total = 0;        // records no consumer wanted as events (no loss)
   bool bpf_stats_enabled = false;             // whether run_count/run_time_ns are meaningful
   std::vector<BpfProgram> bpf_programs;
   std::string version;  // agent version, for tapio_agent_build_info

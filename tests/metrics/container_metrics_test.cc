@@ -262,6 +262,7 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
     h.restart_priors_total = 6;
     h.peer_priors_total = 7;
     h.jump_triggered_samples_total = 8;
+    h.events_not_built_total = 9;
     h.prior_store_errors_total = 8;
     h.bpf_stats_enabled = true;
     h.bpf_programs.push_back({"handle_mark_victim", 10, 2'000'000'000});
@@ -280,6 +281,7 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
   EXPECT_THAT(text, HasSubstr("tapio_agent_prediction_priors_total{source=\"restart\"} 6"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_prediction_priors_total{source=\"peer\"} 7"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_jump_triggered_readings_total 8"));
+  EXPECT_THAT(text, HasSubstr("tapio_agent_events_not_built_total 9"));
   EXPECT_THAT(text, HasSubstr("tapio_agent_prior_store_errors_total 8"));
   EXPECT_THAT(text,
               HasSubstr("tapio_agent_bpf_program_runs_total{program=\"handle_mark_victim\"} 10"));
