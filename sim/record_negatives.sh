@@ -22,7 +22,8 @@ agent=$build/agent/tapio-agent
 for tool in redis-server redis-benchmark memcached javac java node runuser base64 sort; do
   command -v "$tool" >/dev/null || { echo "record_negatives: $tool not installed" >&2; exit 1; }
 done
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin | tail -1)
+pg_bins=(/usr/lib/postgresql/*/bin)  # sorted: the newest major version last
+pg_bin=${pg_bins[-1]}
 [[ -x $pg_bin/postgres ]] || { echo "record_negatives: postgresql not installed" >&2; exit 1; }
 mkdir -p "$out"
 
@@ -31,7 +32,7 @@ if [[ -n $self_mem ]]; then
   mem_root=/sys/fs/cgroup/memory v2_root=/sys/fs/cgroup/unified limit_file=memory.limit_in_bytes
 else
   self_mem=$(awk -F: '$1=="0"{print $3}' /proc/self/cgroup)
-  mem_root=/sys/fs/cgroup v2_root= limit_file=memory.max
+  mem_root=/sys/fs/cgroup v2_root='' limit_file=memory.max
 fi
 base=${self_mem%/}/tapio-rec-$$
 tmp=$(mktemp -d /var/tmp/tapio-rec.XXXXXX)
@@ -77,6 +78,7 @@ run() {
   shift
   local dirs=("$mem_root$base/$n")
   [[ -n $v2_root ]] && dirs+=("$v2_root$base/$n")
+  # shellcheck disable=SC2016  # the inner shell expands these, not this one
   setsid bash -c 'k=$1; shift; for ((j = 0; j < k; j++)); do echo $$ >"$1/cgroup.procs"; shift; done
     exec "$@"' _ "${#dirs[@]}" "${dirs[@]}" "$@" </dev/null >>"$tmp/$n.log" 2>&1 &
   pids+=($!)

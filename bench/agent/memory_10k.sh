@@ -9,7 +9,8 @@ n=${2:-10000}
 agent=$build/agent/tapio-agent
 idle=$build/bench/agent/idle-procs
 tmp=$(mktemp -d)
-idle_pid= agent_pid=
+idle_pid=''
+agent_pid=''
 cleanup() {
   [[ -n $agent_pid ]] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
   [[ -n $idle_pid ]] && kill "$idle_pid" 2>/dev/null && wait "$idle_pid" 2>/dev/null
@@ -19,12 +20,12 @@ trap cleanup EXIT
 "$idle" "$n" >"$tmp/idle.out" &
 idle_pid=$!
 for _ in $(seq 600); do grep -q ready "$tmp/idle.out" && break; sleep 0.1; done
-procs=$(ls /proc | grep -c '^[0-9]')
+procs=$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)
 "$agent" --output=none --summary_interval_s=0 --snapshot_interval_ms=1000 \
   --grpc_address="unix://$tmp/tapio.sock" --metrics_address=127.0.0.1:0 2>"$tmp/agent.log" &
 agent_pid=$!
 sleep 4   # start-up and the first passes
-ticks() { awk '{print $14 + $15}' /proc/$agent_pid/stat; }
+ticks() { awk '{print $14 + $15}' "/proc/$agent_pid/stat"; }
 t0=$(ticks)
 sleep 10  # ~10 snapshot passes, each seeing every process
 t1=$(ticks)
@@ -36,7 +37,7 @@ hwm_kb=$(awk '/^VmHWM/{print $2}' /proc/$agent_pid/status)
 mapped_kb=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {bpf = ($6 == "anon_inode:bpf-map")}
                  /^Rss:/ && bpf {kb += $2} END {print kb + 0}' /proc/$agent_pid/smaps)
 maps=0
-for fd in /proc/$agent_pid/fdinfo/*; do
+for fd in "/proc/$agent_pid"/fdinfo/*; do
   if grep -q '^map_type' "$fd" 2>/dev/null; then
     m=$(awk '/^memlock/{print $2}' "$fd"); maps=$((maps + m))
   fi

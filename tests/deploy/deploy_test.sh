@@ -7,7 +7,7 @@
 #   schema     values.schema.json rejects bad values, naming the field
 #   drift      deploy/manifests and deploy/prometheus equal a fresh render of the chart
 #   rules      promtool check rules + promtool test rules (tests/deploy/rules_test.yaml)
-#   scripts    shellcheck on every deployment script
+#   scripts    shellcheck on every shell script of the project
 # Usage: tests/deploy/deploy_test.sh SUBCOMMAND   (run from anywhere; cleans up its temp dir)
 set -euo pipefail
 
@@ -99,9 +99,10 @@ case ${1:-} in
     ;;
   scripts)
     command -v shellcheck >/dev/null || fail "shellcheck missing (scripts/install-deps.sh test)"
-    mapfile -t scripts < <(cd "$repo" && ls scripts/tools.sh scripts/render-manifests.sh \
-      e2e/kind/*.sh e2e/image/*.sh tests/deploy/*.sh 2>/dev/null)
-    [[ ${#scripts[@]} -ge 3 ]] || fail "found only ${#scripts[@]} scripts to check"
+    # Every shell script of the project, build trees aside.
+    mapfile -t scripts < <(cd "$repo" && find scripts e2e tests bench sim .ci -name build -prune \
+      -o -type f \( -name '*.sh' -o -path .ci/run \) -print | sort)
+    [[ ${#scripts[@]} -ge 10 ]] || fail "found only ${#scripts[@]} scripts to check"
     (cd "$repo" && shellcheck --severity=style --external-sources "${scripts[@]}")
     echo "shellcheck: ${#scripts[@]} scripts clean"
     ;;
