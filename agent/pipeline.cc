@@ -716,10 +716,12 @@ bool Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_
   }
   bool from_peer = false;
   int passed_over = 0;  // peers of this workload that were no prior: at risk, killed, other limit
+  bool peer_at_risk = false;
   // One pass over the tracked cgroups per new run; a peer is one whose identity has settled.
   for (const auto& [id, peer] : cgroups_) {
     if (&peer == &cg || peer.restart_key != cg.restart_key) continue;
     if (peer.state.at_risk || !peer.run_peak.usable() || peer.run_peak.limit_bytes != limit_bytes) {
+      peer_at_risk = peer_at_risk || peer.state.at_risk;
       ++passed_over;
       continue;
     }
@@ -734,6 +736,7 @@ bool Pipeline::ApplyPrior(uint64_t cgroup_id, TrackedCgroup& cg, uint64_t limit_
                 ? std::string("none")
                 : absl::StrCat(from_peer ? "peer" : "restart", " peak ", prior->peak_bytes),
             passed_over);
+  cg.prior_waits_for_peer = prior == nullptr && peer_at_risk;
   if (prior == nullptr) return false;
   cg.predictor->SetPriorPeak(prior->peak_bytes, prior->limit_bytes);
   absl::MutexLock counters_lock(&counters_mu_);
@@ -830,6 +833,17 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
     const bool at_risk = p.state == predict::Prediction::State::kAtRisk;
     if (at_risk != cg.state.at_risk) at_risk_count_.fetch_add(at_risk ? 1 : -1);
     cg.state.at_risk = at_risk;
+    if (!at_risk && !cg.restart_key.empty()) {
+      // A peer again: replicas that started while it was at risk look at their next reading (not
+      // one at risk itself: a prior must not be what clears an alarm).
+      for (auto& [id, other] : cgroups_) {
+        if (other.prior_waits_for_peer && !other.state.at_risk &&
+            other.restart_key == cg.restart_key) {
+          other.prior_waits_for_peer = false;
+          other.prior_lookup_limit_bytes = 0;
+        }
+      }
+    }
     OomPrediction out;
     out.state = at_risk ? OomPrediction::State::kAtRisk : OomPrediction::State::kCleared;
     out.time_to_oom_ms = p.time_to_oom_ms;

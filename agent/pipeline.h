@@ -210,6 +210,8 @@ class Pipeline {
     predict::RunPeak run_peak;
     bool prior_applied = false;             // the previous run's (or a live peer's) peak was found
     uint64_t prior_lookup_limit_bytes = 0;  // the limit of the last lookup (0: none since keyed)
+    bool prior_waits_for_peer = false;  // found none, but passed over a peer at risk: look again
+                                        // when that workload's peer clears
     std::string restart_key;  // RestartKey of keyed_identity ("" = none, or not keyed yet)
     // The identity restart_key was taken from: a later one (the pod's sandbox or the kubelet's
     // ownerReferences learnt after the container) may name the workload, and is keyed again.

@@ -523,11 +523,22 @@ TEST_F(PipelineRestartTest, AReplicaReadBeforeItsLimitIsWrittenGetsItsPeakOnceIt
   EXPECT_EQ(pipeline_->counters().peer_priors_applied, 2u);
 }
 
-TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPrior) {
-  MakeCgroups({"run1", "run2"});
+TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPriorUntilItClears) {
+  MakeCgroups({"run1", "run2", "run3"});
   ASSERT_TRUE(LeakUntilAtRisk("run1")) << "the leak was not predicted: the test proves nothing";
   Start("run2", 100 << 20, 0);
   EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
+  Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);  // no lookup per reading
+  // run1's leak stops and it frees most of it: the alarm clears, and run2, which started beside
+  // it while it was at risk, takes its peak then.
+  SetAnon("run1", 300 << 20);
+  for (int i = 0; i < 30 && AtRisk("run1"); ++i) Sample();
+  ASSERT_FALSE(AtRisk("run1")) << "run1 never cleared: the test proves nothing";
+  Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 1u);
+  Start("run3", 100 << 20, 0);  // and a replica started now takes it at once
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 2u);
 }
 
 TEST_F(PipelineRestartTest, FinishedRunsOutliveThePipelineThroughTheirStoredPriors) {
