@@ -802,12 +802,13 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   }
   // A prior is for one limit, so the lookup also waits for the run's limit: runc makes the cgroup
   // before it writes memory.max, and a reading in between sees none. A limit changed later (an
-  // in-place resize) makes the predictor drop the prior it has: look again under the new one. A
+  // in-place resize) makes the predictor drop the prior it has: look again under the new one,
+  // unless the run is at risk (a resize to save it): a prior must not be what clears an alarm. A
   // key of "" (a plain host's cgroup with no path) has nothing to look up.
   if (!cg.restart_key.empty() && sample.limit_bytes != 0 &&
       sample.limit_bytes != cg.prior_lookup_limit_bytes) {
     cg.prior_lookup_limit_bytes = sample.limit_bytes;
-    cg.prior_applied = ApplyPrior(cgroup_id, cg, sample.limit_bytes);
+    cg.prior_applied = !cg.state.at_risk && ApplyPrior(cgroup_id, cg, sample.limit_bytes);
   }
   const predict::Prediction p = cg.predictor->Update(sample);
   cg.run_peak.Add(sample);

@@ -541,6 +541,19 @@ TEST_F(PipelineRestartTest, AReplicaAtRiskIsNoPriorUntilItClears) {
   EXPECT_EQ(pipeline_->counters().peer_priors_applied, 2u);
 }
 
+TEST_F(PipelineRestartTest, ARunAtRiskResizedInPlaceTakesNoPrior) {
+  // A limit raised to save a run at risk is looked up under, but a prior must not be what clears
+  // the alarm: run1's quiet peak at the new limit is not taken.
+  MakeCgroups({"run1", "run2"});
+  Start("run1", 600 << 20, 0, 2ull << 30);
+  for (int i = 0; i < 10; ++i) Sample();
+  ASSERT_TRUE(LeakUntilAtRisk("run2")) << "the leak was not predicted: the test proves nothing";
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);  // run1 is at another limit
+  SetLimit("run2", 2ull << 30);
+  Sample();
+  EXPECT_EQ(pipeline_->counters().peer_priors_applied, 0u);
+}
+
 TEST_F(PipelineRestartTest, FinishedRunsOutliveThePipelineThroughTheirStoredPriors) {
   MakeCgroups({"run1", "run2"});
   uint64_t generation = 0;
