@@ -272,7 +272,7 @@ void Pipeline::HandleTaskRss(const tapio_rss_record& record, int64_t boot_to_uni
 }
 
 void Pipeline::EndTaskSnapshot() {
-  processes_.SweepUnseen();
+  processes_.SweepUnseen([this](const ProcessInfo& gone) { TakeOffRss(gone); });
   absl::MutexLock lock(&counters_mu_);
   counters_.processes = processes_.size();
 }
@@ -445,14 +445,16 @@ void Pipeline::ConstraintFromCounters(const std::string& victim_path, OomKill* k
   }
 }
 
+void Pipeline::TakeOffRss(const ProcessInfo& gone) {
+  // Its memory is freed: not growth a later process's RSS adds to.
+  if (gone.resident_pages != 0 && params_->jump_trigger_fraction > 0) {
+    rss_tally_[gone.cgroup_id] -= static_cast<int64_t>(gone.resident_pages * options_.page_size);
+  }
+}
+
 void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns) {
   if (r.hdr.type == TAPIO_REC_PROC_EXIT) {
-    // Its memory is freed: not growth a later process's RSS adds to.
-    if (const ProcessInfo* info = processes_.Find(r.hdr.pid);
-        info != nullptr && info->resident_pages != 0 && params_->jump_trigger_fraction > 0) {
-      rss_tally_[info->cgroup_id] -=
-          static_cast<int64_t>(info->resident_pages * options_.page_size);
-    }
+    if (const ProcessInfo* info = processes_.Find(r.hdr.pid)) TakeOffRss(*info);
     processes_.Remove(r.hdr.pid);
   } else {
     // A new process, or one its runtime moved into a container's cgroup before exec.

@@ -238,6 +238,8 @@ class Pipeline {
   void OnRssRecord(const tapio_rss_record& r, int64_t boot_to_unix_ns, bool from_snapshot);
   void OnOomRecord(const tapio_oom_record& r, int64_t boot_to_unix_ns);
   void OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns);
+  // A process gone (its exit record, or a snapshot that no longer sees it): off the jump tally.
+  void TakeOffRss(const ProcessInfo& gone);
   void OnReclaimRecord(const tapio_reclaim_record& r, int64_t boot_to_unix_ns);
   void OnOomContextRecord(const tapio_oom_context_record& r);
   // Adds the reclaim and RSS tallies to the tracked cgroups (one lock) and asks for sooner

@@ -106,10 +106,13 @@ bool ProcessTable::Remove(uint32_t pid) {
   return true;
 }
 
-size_t ProcessTable::SweepUnseen() {
+size_t ProcessTable::SweepUnseen(absl::FunctionRef<void(const ProcessInfo&)> gone) {
   std::vector<uint32_t> unseen;
   for (const ProcessInfo& s : slots_) {
-    if (s.pid != kNoPid && s.seen_generation != generation_) unseen.push_back(s.pid);
+    if (s.pid != kNoPid && s.seen_generation != generation_) {
+      gone(s);
+      unseen.push_back(s.pid);
+    }
   }
   for (uint32_t pid : unseen) Remove(pid);
   return unseen.size();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "agent/core/prefetch.h"
 
 namespace tapio {
@@ -54,10 +55,11 @@ class ProcessTable {
     PrefetchForRead(&slots_[(home + 1) & (slots_.size() - 1)]);
   }
   // Snapshot bookkeeping: bump the generation, Upsert (or Touch) what the snapshot saw, then
-  // Sweep removes the processes it did not see (exits whose records were lost).
+  // Sweep removes the processes it did not see (exits whose records were lost), showing each to
+  // `gone` first.
   uint32_t BeginGeneration() { return ++generation_; }
   void Touch(ProcessInfo& info) { info.seen_generation = generation_; }
-  size_t SweepUnseen();
+  size_t SweepUnseen(absl::FunctionRef<void(const ProcessInfo&)> gone = [](const ProcessInfo&) {});
 
   size_t size() const { return size_; }
   size_t capacity() const { return slots_.size(); }

@@ -672,6 +672,47 @@ TEST_F(PipelineRestartTest, AnRssJumpBetweenReadingsIsReadAtOnce) {
   EXPECT_EQ(pipeline_->counters().jump_triggered_samples, triggered);
 }
 
+TEST_F(PipelineRestartTest, AProcessGoneWithoutItsExitRecordTakesItsRssOffTheJumpTally) {
+  params_.jump_trigger_fraction = 0.02;
+  MakeCgroups({"run1"});
+  Start("run1", 100 << 20, 0);
+  const uint32_t pid = pid_;
+  struct stat st;
+  ASSERT_EQ(stat((root_ + "/run1").c_str(), &st), 0);
+  tapio_rss_record r{};
+  r.hdr = Header(TAPIO_REC_TASK_RSS, pid, st.st_ino, "app");
+  r.rss.anon_pages = 100 * 256;
+  auto snapshot = [&] {  // sees the app (unchanged) and nothing else
+    pipeline_->BeginTaskSnapshot();
+    r.hdr = Header(TAPIO_REC_TASK_RSS, pid, st.st_ino, "app");
+    r.rss.anon_pages = 100 * 256;
+    pipeline_->HandleTaskRss(r, 0);
+    pipeline_->EndTaskSnapshot();
+    pipeline_->FlushPendingOoms(absl::Now(), /*all=*/false);
+  };
+  snapshot();
+  Sample();  // the tally starts again from this reading
+  const uint64_t samples = pipeline_->counters().samples;
+  const uint64_t triggered = pipeline_->counters().jump_triggered_samples;
+  // Helpers of 15 MiB each (1.5% of the limit), one after the other, whose exit records are lost:
+  // the snapshot between them no longer sees the first, so there is never net growth of 2%.
+  auto helper = [&](uint32_t p) {
+    tapio_proc_record exec{};
+    exec.hdr = Header(TAPIO_REC_PROC_EXEC, p, st.st_ino, "helper");
+    pipeline_->HandleRecord(&exec, sizeof(exec), 0);
+    r.hdr = Header(TAPIO_REC_RSS_CHANGE, p, st.st_ino, "helper");
+    r.rss.anon_pages = 15 * 256;
+    pipeline_->HandleRecord(&r, sizeof(r), 0);
+    pipeline_->FlushPendingOoms(absl::Now(), /*all=*/false);
+  };
+  helper(pid + 1000);
+  snapshot();
+  helper(pid + 1001);
+  pipeline_->SampleDue(now_ + absl::Milliseconds(500));
+  EXPECT_EQ(pipeline_->counters().jump_triggered_samples, triggered);
+  EXPECT_EQ(pipeline_->counters().samples, samples);
+}
+
 TEST_F(PipelineRestartTest, AtStopARunningRunAtRiskIsNotStored) {
   MakeCgroups({"run1"});
   ASSERT_TRUE(LeakUntilAtRisk("run1")) << "the leak was not predicted: the test proves nothing";
