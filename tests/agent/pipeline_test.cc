@@ -680,8 +680,6 @@ TEST_F(PipelineRestartTest, AProcessGoneWithoutItsExitRecordTakesItsRssOffTheJum
   struct stat st;
   ASSERT_EQ(stat((root_ + "/run1").c_str(), &st), 0);
   tapio_rss_record r{};
-  r.hdr = Header(TAPIO_REC_TASK_RSS, pid, st.st_ino, "app");
-  r.rss.anon_pages = 100 * 256;
   auto snapshot = [&] {  // sees the app (unchanged) and nothing else
     pipeline_->BeginTaskSnapshot();
     r.hdr = Header(TAPIO_REC_TASK_RSS, pid, st.st_ino, "app");
