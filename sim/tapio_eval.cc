@@ -6,6 +6,7 @@
 //   tapio-eval --traces=a.jsonl,b.jsonl            (real-kernel traces recorded by the agent)
 //   tapio-eval --write_traces_dir=DIR --cadence_ms=1000 --seeds_per_class=2
 //   tapio-eval --dump_default_model > models/default.json
+//   tapio-eval --traces=... --prefix_gaps [--prior_traces=...]   (what the traces allow)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include "agent/predict/model_params.h"
 #include "agent/predict/trace.h"
 #include "sim/evaluation.h"
+#include "sim/prefix_gap.h"
 #include "sim/simulator.h"
 
 ABSL_FLAG(std::string, split, "test", "simulated split: tune (seeds from 1) or test (from 1000)");
@@ -53,6 +55,10 @@ ABSL_FLAG(std::string, explain_class, "",
 ABSL_FLAG(int64_t, explain_seed, 1, "seed for --explain_class");
 ABSL_FLAG(std::string, explain_trace, "",
           "print every sample and prediction of this trace file (JSON lines) and exit");
+ABSL_FLAG(bool, prefix_gaps, false,
+          "with --traces: print, for each trace with an OOM, how close the traces without one "
+          "come to it before it must be warned 30 and 60 s ahead (sim/prefix_gap.h), and with "
+          "--prior_traces how far two runs of one workload differ over their first 120 s; exit");
 ABSL_FLAG(bool, dump_default_model, false, "print the compiled-in model parameters and exit");
 
 namespace {
@@ -203,6 +209,24 @@ int main(int argc, char** argv) {
     }
     const std::string prior_list = absl::GetFlag(FLAGS_prior_traces);
     const std::string peer_list = absl::GetFlag(FLAGS_peer_traces);
+    if (absl::GetFlag(FLAGS_prefix_gaps)) {
+      // Shifts up to 2 minutes: a service's fill may begin some time after its container.
+      constexpr int64_t kMaxShiftMs = 120000;
+      std::cout << sim::PrefixGapsToMarkdown(traces, {30, 60}, kMaxShiftMs, 4);
+      if (!prior_list.empty()) {
+        std::vector<predict::Trace> firsts;
+        for (absl::string_view path : absl::StrSplit(prior_list, ',', absl::SkipEmpty())) {
+          absl::StatusOr<predict::Trace> first = predict::ReadTraceFile(std::string(path));
+          if (!first.ok()) {
+            std::cerr << "tapio-eval: " << first.status().message() << "\n";
+            return 2;
+          }
+          firsts.push_back(std::move(*first));
+        }
+        std::cout << "\n" << sim::RunToRunGapsToMarkdown(firsts, traces, 120000, kMaxShiftMs);
+      }
+      return 0;
+    }
     if (!prior_list.empty() && !peer_list.empty()) {
       std::cerr << "tapio-eval: --prior_traces and --peer_traces are alternatives\n";
       return 2;
