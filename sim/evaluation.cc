@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "sim/alert_rule.h"
 
 namespace tapio::sim {
 namespace {
@@ -276,6 +277,23 @@ int64_t JumpTriggerTime(const MemcgSimulator& sim, const predict::ModelParams& p
   return next_ms;
 }
 
+namespace {
+
+// The detector scored: the model's pages through `alert_rule` when one is given.
+std::unique_ptr<Detector> MakeScoredDetector(DetectorKind kind, const predict::ModelParams* params,
+                                             const AlertRule* alert_rule) {
+  std::unique_ptr<Detector> det = MakeDetector(kind, params);
+  if (alert_rule == nullptr || kind != DetectorKind::kModel) return det;
+  return std::make_unique<AlertRuleDetector>(std::move(det), *alert_rule);
+}
+
+std::string ModelNote(const AlertRule* alert_rule) {
+  return alert_rule ? absl::StrCat("paged by TapioOomPredicted ", DescribeAlertRule(*alert_rule))
+                    : std::string();
+}
+
+}  // namespace
+
 EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptions& options) {
   std::array<std::vector<TraceResult>, kDetectorCount> results;
   for (int c = 0; c < kWorkloadClassCount; ++c) {
@@ -286,13 +304,16 @@ EvalReport EvaluateSimulated(const predict::ModelParams& params, const EvalOptio
                                  ? GenerateTrace(sim, options.cadence_ms, sim.seed() * 7919 % 1000)
                                  : SampleAdaptively(sim, params, options.jump_probe_ms);
       for (int d = 0; d < kDetectorCount; ++d) {
-        auto det = MakeDetector(static_cast<DetectorKind>(d), &params);
+        auto det = MakeScoredDetector(static_cast<DetectorKind>(d), &params, options.alert_rule);
         results[d].push_back(ScoreTrace(trace, det.get(), GroupOf(sim.workload_class())));
       }
     }
   }
-  return BuildReport(std::move(results), options.seed_base >= kTestSeedBase ? "test" : "tune",
-                     options.seeds_per_class);
+  EvalReport report =
+      BuildReport(std::move(results), options.seed_base >= kTestSeedBase ? "test" : "tune",
+                  options.seeds_per_class);
+  report.model_note = ModelNote(options.alert_rule);
+  return report;
 }
 
 std::optional<predict::RunPeak> PriorRunOf(const predict::Trace& trace) {
@@ -324,19 +345,22 @@ std::optional<predict::RunPeak> LivePeerRunOf(const predict::Trace& peer, int64_
 
 EvalReport EvaluateTraces(const predict::ModelParams& params,
                           const std::vector<predict::Trace>& traces,
-                          const std::vector<std::optional<predict::RunPeak>>& priors) {
+                          const std::vector<std::optional<predict::RunPeak>>& priors,
+                          const AlertRule* alert_rule) {
   std::array<std::vector<TraceResult>, kDetectorCount> results;
   for (size_t i = 0; i < traces.size(); ++i) {
     const predict::Trace& trace = traces[i];
     for (int d = 0; d < kDetectorCount; ++d) {
-      auto det = MakeDetector(static_cast<DetectorKind>(d), &params);
+      auto det = MakeScoredDetector(static_cast<DetectorKind>(d), &params, alert_rule);
       if (i < priors.size() && priors[i]) {
         det->SetPriorPeak(priors[i]->peak_bytes, priors[i]->limit_bytes);
       }
       results[d].push_back(ScoreTrace(trace, det.get(), GroupForTrace(trace)));
     }
   }
-  return BuildReport(std::move(results), "files", 0);
+  EvalReport report = BuildReport(std::move(results), "files", 0);
+  report.model_note = ModelNote(alert_rule);
+  return report;
 }
 
 std::vector<std::string> CheckGoals(const EvalReport& report) {
@@ -398,6 +422,9 @@ std::string ReportToMarkdown(const EvalReport& report) {
                     report.split, " split",
                     report.seeds_per_class
                         ? absl::StrCat(", ", report.seeds_per_class, " seeds per class")
+                        : "",
+                    d == static_cast<int>(DetectorKind::kModel) && !report.model_note.empty()
+                        ? absl::StrCat("; ", report.model_note)
                         : "",
                     ")\n\n");
     out +=

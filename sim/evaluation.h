@@ -26,6 +26,8 @@
 
 namespace tapio::sim {
 
+struct AlertRule;  // sim/alert_rule.h
+
 inline constexpr double kFalseAlarmHorizonS = 900;
 inline constexpr std::array<double, 4> kRecallLeadsS = {5, 10, 30, 60};
 
@@ -95,6 +97,7 @@ struct EvalReport {
   // Recall curve over lead 0..600 s (pooled positives), for the plot.
   std::array<std::vector<double>, kDetectorCount> recall_curve;
   std::array<std::vector<double>, kDetectorCount> lead_sorted;  // pooled positives
+  std::string model_note;  // how the model was scored, when not by its own raises
 };
 
 // How often the agent sees RSS between readings: its default --snapshot_interval_ms. With
@@ -109,6 +112,8 @@ struct EvalOptions {
   int64_t cadence_ms = 0;
   double noise_scale = 1.0;              // see MemcgSimulator
   int64_t jump_probe_ms = kJumpProbeMs;  // adaptive cadence: see JumpTriggerTime
+  // Score the model by the pages of this alert rule instead of its raises (not owned).
+  const AlertRule* alert_rule = nullptr;
 };
 
 // Generates the split and scores every detector on the same samples.
@@ -124,10 +129,12 @@ std::optional<predict::RunPeak> LivePeerRunOf(const predict::Trace& peer, int64_
                                               const predict::ModelParams& params);
 
 // Scores traces read from files (their recorded cadence). `priors`, when not empty, is aligned
-// with `traces`: each trace with a prior is replayed as the restart of that run.
+// with `traces`: each trace with a prior is replayed as the restart of that run. `alert_rule`:
+// as in EvalOptions.
 EvalReport EvaluateTraces(const predict::ModelParams& params,
                           const std::vector<predict::Trace>& traces,
-                          const std::vector<std::optional<predict::RunPeak>>& priors = {});
+                          const std::vector<std::optional<predict::RunPeak>>& priors = {},
+                          const AlertRule* alert_rule = nullptr);
 
 // Samples of one simulated trace as the agent reads them: at the model's adaptive cadence, and
 // sooner when the jump trigger fires (JumpTriggerTime).

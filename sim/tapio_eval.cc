@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/predict/model_params.h"
 #include "agent/predict/trace.h"
+#include "sim/alert_rule.h"
 #include "sim/evaluation.h"
 #include "sim/prefix_gap.h"
 #include "sim/simulator.h"
@@ -59,6 +60,12 @@ ABSL_FLAG(bool, prefix_gaps, false,
           "with --traces: print, for each trace with an OOM, how close the traces without one "
           "come to it before it must be warned 30 and 60 s ahead (sim/prefix_gap.h), and with "
           "--prior_traces how far two runs of one workload differ over their first 120 s; exit");
+ABSL_FLAG(double, alert_for_s, -1,
+          "score the model by the pages of the chart's TapioOomPredicted alert with this 'for' "
+          "(seconds) instead of by its raises; -1 = off (sim/alert_rule.h)");
+ABSL_FLAG(double, alert_horizon_s, 600, "with --alert_for_s: the rule's horizon (seconds)");
+ABSL_FLAG(double, alert_scrape_s, 15, "with --alert_for_s: Prometheus' scrape interval");
+ABSL_FLAG(double, alert_eval_s, 30, "with --alert_for_s: Prometheus' rule evaluation interval");
 ABSL_FLAG(bool, dump_default_model, false, "print the compiled-in model parameters and exit");
 
 namespace {
@@ -158,7 +165,22 @@ int main(int argc, char** argv) {
     std::cerr << "tapio-eval: --split must be tune or test, got '" << split << "'\n";
     return 2;
   }
+  sim::AlertRule alert_rule;
+  const bool paged = absl::GetFlag(FLAGS_alert_for_s) >= 0;
+  if (paged) {
+    alert_rule.for_s = absl::GetFlag(FLAGS_alert_for_s);
+    alert_rule.horizon_s = absl::GetFlag(FLAGS_alert_horizon_s);
+    alert_rule.scrape_s = absl::GetFlag(FLAGS_alert_scrape_s);
+    alert_rule.eval_s = absl::GetFlag(FLAGS_alert_eval_s);
+    if (!(alert_rule.horizon_s > 0) || !(alert_rule.scrape_s >= 0.001) ||
+        !(alert_rule.eval_s >= 0.001)) {
+      std::cerr << "tapio-eval: --alert_horizon_s, --alert_scrape_s and --alert_eval_s must be "
+                   "> 0 (at least 1 ms)\n";
+      return 2;
+    }
+  }
   sim::EvalOptions options;
+  options.alert_rule = paged ? &alert_rule : nullptr;
   options.seeds_per_class = absl::GetFlag(FLAGS_seeds_per_class);
   options.seed_base = split == "tune" ? sim::kTuneSeedBase : sim::kTestSeedBase;
   options.cadence_ms = absl::GetFlag(FLAGS_cadence_ms);
@@ -255,7 +277,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    report = sim::EvaluateTraces(params, traces, priors);
+    report = sim::EvaluateTraces(params, traces, priors, options.alert_rule);
   } else {
     report = sim::EvaluateSimulated(params, options);
   }
