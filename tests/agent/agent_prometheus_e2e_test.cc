@@ -1,6 +1,8 @@
-// A real Prometheus (Debian's 2.42) scraping the REAL tapio-agent on the real kernel: a test cgroup
-// leaking 4 MiB/s into 128 MiB shows a predicted time to OOM through PromQL before the kernel kills
-// it, and after the kill its OOM kill count is 1. LABEL e2e: root (BPF) and /usr/bin/prometheus.
+// A real Prometheus (Debian's 2.42) scraping the REAL tapio-agent on the real kernel, with the
+// shipped alerting rules (deploy/prometheus/tapio-rules.yaml): a test cgroup leaking 3 MiB/s into
+// 128 MiB shows a predicted time to OOM through PromQL, and the TapioOomPredicted alert fires,
+// before the kernel kills it; after the kill its OOM kill count is 1. LABEL e2e: root (BPF) and
+// /usr/bin/prometheus.
 // Prometheus listens on 127.0.0.1 only, its data lives in a temp dir removed at the end, and it is
 // stopped by pid.
 #include <gtest/gtest.h>
@@ -48,7 +50,9 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
   ASSERT_TRUE(exposition.ok()) << exposition.status();
   EXPECT_NE(exposition->find("tapio_agent_events_received_total"), std::string::npos);
 
-  PrometheusServer prom(*metrics_port);
+  // The rules as shipped: the tapio.oom group is evaluated every 15 s (its own interval), so the
+  // page comes up to 15 s + a scrape after the prediction.
+  PrometheusServer prom(*metrics_port, "deploy/prometheus/tapio-rules.yaml");
   ASSERT_TRUE(prom.ok()) << "cannot start " << PrometheusServer::kBinary;
   // Prometheus up and scraping the agent (first sample after about 6 s here).
   absl::StatusOr<double> up = absl::UnknownError("no query");
@@ -64,8 +68,8 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
   auto cg = TestCgroup::Create(o);
   ASSERT_TRUE(cg.ok()) << cg.status();
   const std::string sel = absl::StrCat("{cgroup=\"", (*cg)->relative_path(), "\",job=\"tapio\"}");
-  // 4 MiB/s into 128 MiB: the kernel kills it about 30 s in.
-  auto child = (*cg)->Spawn({TestAllocPath(), "--mib=0", "--step-mib=1", "--rate=4"});
+  // 3 MiB/s into 128 MiB: the kernel kills it about 42 s in.
+  auto child = (*cg)->Spawn({TestAllocPath(), "--mib=0", "--step-mib=1", "--rate=3"});
   ASSERT_TRUE(child.ok()) << child.status();
   const absl::Time leak_start = absl::Now();
 
@@ -90,6 +94,29 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
   ASSERT_TRUE(predicted_s.ok() && *predicted_s > 0)
       << "no predicted time to OOM in Prometheus before the kill: " << predicted_s.status() << "\n"
       << (*agent)->Log();
+  // Then the shipped alert, still before the kill.
+  const std::string alert_sel =
+      absl::StrCat("ALERTS{alertname=\"TapioOomPredicted\",", "alertstate=\"firing\",cgroup=\"",
+                   (*cg)->relative_path(), "\"}");
+  absl::StatusOr<double> firing = absl::NotFoundError("not polled");
+  absl::Time fired_at;
+  while (!exited && absl::Now() < leak_start + absl::Seconds(90)) {
+    if (waitpid(child->pid, &wstatus, WNOHANG) == child->pid) {
+      exited = true;
+      child->pid = -1;
+      break;
+    }
+    firing = prom.Single(alert_sel);
+    if (firing.ok() && *firing == 1) {
+      fired_at = absl::Now();
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  ASSERT_TRUE(firing.ok() && *firing == 1)
+      << "TapioOomPredicted did not fire before the kill: " << firing.status()
+      << "\nprometheus log:\n"
+      << prom.Log();
   // Wait for the kill.
   if (!exited) {
     auto w = child->Wait(absl::Seconds(90));
@@ -103,9 +130,10 @@ TEST(AgentPrometheusE2eTest, PromQlShowsPredictedTimeToOomOfALeakThenItsOomKill)
   ASSERT_EQ(*kernel_kills, 1u);
   const double actual_s = absl::ToDoubleSeconds(killed_at - seen_at);
   std::cout << "PromQL first showed predicted time to OOM " << *predicted_s << " s at "
-            << absl::ToDoubleSeconds(seen_at - leak_start) << " s into the leak; the kill came "
-            << actual_s << " s later (" << absl::ToDoubleSeconds(killed_at - leak_start)
-            << " s into the leak)\n";
+            << absl::ToDoubleSeconds(seen_at - leak_start) << " s into the leak; "
+            << "TapioOomPredicted fired at " << absl::ToDoubleSeconds(fired_at - leak_start)
+            << " s; the kill came " << actual_s << " s after the first ("
+            << absl::ToDoubleSeconds(killed_at - leak_start) << " s into the leak)\n";
   // Seen in Prometheus well ahead of the kill, and the prediction roughly right. Prometheus lags
   // the agent by up to a scrape interval plus our poll interval (1.5 s), so allow that.
   EXPECT_GE(actual_s, 5.0);

@@ -49,9 +49,10 @@ class PrometheusServer {
  public:
   static constexpr char kBinary[] = "/usr/bin/prometheus";
 
-  // Starts Prometheus scraping 127.0.0.1:`target_port` (job "tapio"). ok() says whether it was
-  // started; whether it serves yet, Query tells.
-  explicit PrometheusServer(int target_port) {
+  // Starts Prometheus scraping 127.0.0.1:`target_port` (job "tapio"), every second, with the
+  // rules of `rule_file` when one is given (its groups' own intervals apply). ok() says whether it
+  // was started; whether it serves yet, Query tells.
+  explicit PrometheusServer(int target_port, const std::string& rule_file = "") {
     std::string tmpl = (std::filesystem::temp_directory_path() / "tapio-prom-XXXXXX").string();
     if (mkdtemp(tmpl.data()) == nullptr) return;
     dir_ = tmpl;
@@ -62,6 +63,9 @@ class PrometheusServer {
       cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
           << "scrape_configs:\n  - job_name: tapio\n    static_configs:\n"
           << "      - targets: ['127.0.0.1:" << target_port << "']\n";
+      if (!rule_file.empty()) {
+        cfg << "rule_files:\n  - '" << std::filesystem::absolute(rule_file).string() << "'\n";
+      }
     }
     std::vector<std::string> argv = {kBinary, "--config.file=" + (dir_ / "prometheus.yml").string(),
                                      "--storage.tsdb.path=" + (dir_ / "data").string(),

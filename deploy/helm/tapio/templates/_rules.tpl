@@ -6,6 +6,9 @@ Expressions keep every label of the series, so they work with any agent.metricsL
 {{- define "tapio.ruleGroups" -}}
 groups:
   - name: tapio.oom
+    {{- with .Values.prometheusRule.oomEvaluationInterval }}
+    interval: {{ . }}
+    {{- end }}
     rules:
       - alert: TapioOomPredicted
         expr: tapio_container_oom_predicted_seconds < {{ .Values.prometheusRule.oomHorizonSeconds }}
