@@ -2,8 +2,9 @@
 // detector: what a person is paged with, as opposed to what the predictor says. The rule is
 //   tapio_container_oom_predicted_seconds < horizon_s   for: for_s
 // over the agent's gauge, which is present only while the container is at risk with an estimate.
-// Prometheus scrapes the gauge every scrape_s and evaluates the rule every eval_s, half a scrape
-// interval after each scrape (the average lag). An evaluation whose last scrape satisfies the
+// Prometheus scrapes the gauge every scrape_s from the first sample and evaluates the rule every
+// eval_s from half a scrape interval after that (the average lag). An evaluation whose last scrape
+// satisfies the
 // expression makes the alert pending (from then) or keeps it; one that does not resets it. A
 // pending alert fires at the first evaluation at least for_s after it became pending. Not
 // modelled: Alertmanager's group_wait (30 s by default) before the first notification.
@@ -18,14 +19,16 @@
 
 namespace tapio::sim {
 
+// Defaults: the chart's (values.yaml).
 struct AlertRule {
-  double horizon_s = 600;  // values.yaml prometheusRule.oomHorizonSeconds
-  double for_s = 60;       // prometheusRule.oomPredictedFor
+  double horizon_s = 600;  // prometheusRule.oomHorizonSeconds
+  double for_s = 0;        // prometheusRule.oomPredictedFor (1m until 2026-12-04)
   double scrape_s = 15;    // serviceMonitor.interval
-  double eval_s = 30;      // prometheus-operator's default evaluationInterval
+  double eval_s = 15;      // prometheusRule.oomEvaluationInterval (prometheus-operator: 30 s)
 };
 
-std::string DescribeAlertRule(const AlertRule& rule);  // "for 60 s (< 600 s; scrape 15 s, ...)"
+// "for 0 s (predicted < 600 s; scrape every 15 s, evaluation every 15 s)"
+std::string DescribeAlertRule(const AlertRule& rule);
 
 // Says "at risk" while the alert fires. The verdict changes only at evaluations, so a sample
 // reports the state of the last evaluation at or before it (a page at most one sample late).

@@ -93,8 +93,8 @@ std::string PrefixGapsToMarkdown(const std::vector<predict::Trace>& traces,
             PrefixGapOf(p, n, static_cast<int64_t>(by_s * 1000), max_shift_ms);
         if (g) gaps.emplace_back(*g, &n);
       }
-      std::sort(gaps.begin(), gaps.end(),
-                [](const auto& x, const auto& y) { return x.first.gap < y.first.gap; });
+      std::stable_sort(gaps.begin(), gaps.end(),
+                       [](const auto& x, const auto& y) { return x.first.gap < y.first.gap; });
       std::vector<std::string> cells;
       for (size_t i = 0; i < gaps.size() && static_cast<int>(i) < nearest; ++i) {
         cells.push_back(

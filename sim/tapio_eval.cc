@@ -7,6 +7,7 @@
 //   tapio-eval --write_traces_dir=DIR --cadence_ms=1000 --seeds_per_class=2
 //   tapio-eval --dump_default_model > models/default.json
 //   tapio-eval --traces=... --prefix_gaps [--prior_traces=...]   (what the traces allow)
+//   tapio-eval --alert_for_s=0 [--traces=...]      (pages of the chart's alert, not raises)
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -65,7 +66,9 @@ ABSL_FLAG(double, alert_for_s, -1,
           "(seconds) instead of by its raises; -1 = off (sim/alert_rule.h)");
 ABSL_FLAG(double, alert_horizon_s, 600, "with --alert_for_s: the rule's horizon (seconds)");
 ABSL_FLAG(double, alert_scrape_s, 15, "with --alert_for_s: Prometheus' scrape interval");
-ABSL_FLAG(double, alert_eval_s, 30, "with --alert_for_s: Prometheus' rule evaluation interval");
+ABSL_FLAG(double, alert_eval_s, 15,
+          "with --alert_for_s: Prometheus' rule evaluation interval (the chart's "
+          "oomEvaluationInterval; prometheus-operator's global default is 30)");
 ABSL_FLAG(bool, dump_default_model, false, "print the compiled-in model parameters and exit");
 
 namespace {
@@ -163,6 +166,10 @@ int main(int argc, char** argv) {
   const std::string split = absl::GetFlag(FLAGS_split);
   if (split != "tune" && split != "test") {
     std::cerr << "tapio-eval: --split must be tune or test, got '" << split << "'\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_prefix_gaps) && absl::GetFlag(FLAGS_traces).empty()) {
+    std::cerr << "tapio-eval: --prefix_gaps compares recorded traces: give them with --traces\n";
     return 2;
   }
   sim::AlertRule alert_rule;
