@@ -15,86 +15,17 @@ set -euo pipefail
 out=${1:?OUT_DIR}
 minutes=${2:?MINUTES}
 build=${3:-build}
+me=record_negatives
 here=$(cd "$(dirname "$0")" && pwd)
-agent=$build/agent/tapio-agent
-[[ $(id -u) -eq 0 ]] || { echo "record_negatives: needs root" >&2; exit 1; }
-[[ -x $agent ]] || { echo "record_negatives: build first ($agent)" >&2; exit 1; }
 for tool in redis-server redis-benchmark memcached javac java node runuser base64 sort; do
-  command -v "$tool" >/dev/null || { echo "record_negatives: $tool not installed" >&2; exit 1; }
+  command -v "$tool" >/dev/null || { echo "$me: $tool not installed" >&2; exit 1; }
 done
 pg_bins=(/usr/lib/postgresql/*/bin)  # sorted: the newest major version last
 pg_bin=${pg_bins[-1]}
-[[ -x $pg_bin/postgres ]] || { echo "record_negatives: postgresql not installed" >&2; exit 1; }
-mkdir -p "$out"
-
-self_mem=$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
-if [[ -n $self_mem ]]; then
-  mem_root=/sys/fs/cgroup/memory v2_root=/sys/fs/cgroup/unified limit_file=memory.limit_in_bytes
-else
-  self_mem=$(awk -F: '$1=="0"{print $3}' /proc/self/cgroup)
-  mem_root=/sys/fs/cgroup v2_root='' limit_file=memory.max
-fi
-base=${self_mem%/}/tapio-rec-$$
-tmp=$(mktemp -d /var/tmp/tapio-rec.XXXXXX)
-chmod 755 "$tmp"
-mkdir "$tmp/traces"
-shm=/dev/shm/tapio-rec-$$
-names=()
-pids=()
-agent_pid=
-cleanup() {
-  set +e
-  for p in "${pids[@]}"; do kill -9 -- "-$p" 2>/dev/null; kill -9 "$p" 2>/dev/null; done
-  for n in "${names[@]}"; do
-    for root in "$mem_root" $v2_root; do
-      d=$root$base/$n
-      [[ -d $d ]] || continue
-      while read -r p; do kill -9 "$p" 2>/dev/null; done <"$d/cgroup.procs"
-    done
-  done
-  sleep 1
-  [[ -n $agent_pid ]] && kill -INT "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-  for n in "${names[@]}"; do
-    for root in "$mem_root" $v2_root; do
-      for _ in 1 2 3 4 5; do [[ -d $root$base/$n ]] || break; rmdir "$root$base/$n" && break; sleep 0.5; done
-    done
-  done
-  for root in "$mem_root" $v2_root; do rmdir "$root$base" 2>/dev/null; done
-  rm -rf "$tmp" "$shm"
-}
-trap cleanup EXIT INT TERM
-
-for root in "$mem_root" $v2_root; do mkdir -p "$root$base"; done
-
-# cgroup NAME LIMIT_MIB: makes the workload's cgroup in every hierarchy.
-cgroup() {
-  names+=("$1")
-  for root in "$mem_root" $v2_root; do mkdir -p "$root$base/$1"; done
-  echo $(($2 << 20)) >"$mem_root$base/$1/$limit_file"
-}
-# run NAME CMD...: runs CMD (and everything it starts) in NAME's cgroups, in its own process group.
-run() {
-  local n=$1
-  shift
-  local dirs=("$mem_root$base/$n")
-  [[ -n $v2_root ]] && dirs+=("$v2_root$base/$n")
-  # shellcheck disable=SC2016  # the inner shell expands these, not this one
-  setsid bash -c 'k=$1; shift; for ((j = 0; j < k; j++)); do echo $$ >"$1/cgroup.procs"; shift; done
-    exec "$@"' _ "${#dirs[@]}" "${dirs[@]}" "$@" </dev/null >>"$tmp/$n.log" 2>&1 &
-  pids+=($!)
-}
-# load CMD: a load generator, outside the workloads' cgroups.
-load() {
-  setsid "$@" </dev/null >>"$tmp/load.log" 2>&1 &
-  pids+=($!)
-}
-
-"$agent" --output=json --output_min_severity=warning --summary_interval_s=60 \
-  --record_traces_dir="$tmp/traces" --grpc_address= --metrics_address= \
-  >"$out/events.json" 2>"$out/agent.log" &
-agent_pid=$!
-for _ in $(seq 100); do grep -q 'running on node' "$out/agent.log" && break; sleep 0.1; done
-grep -q 'running on node' "$out/agent.log" || { echo "record_negatives: agent did not start" >&2; exit 1; }
+[[ -x $pg_bin/postgres ]] || { echo "$me: postgresql not installed" >&2; exit 1; }
+# shellcheck source=sim/record_common.sh
+source "$here/record_common.sh"
+record_start
 
 # Build what the workloads need before any cgroup exists (compiles are not part of a trace).
 mkdir -p "$tmp/java" "$shm" "$tmp/sort"
@@ -166,23 +97,4 @@ run sort_batch bash -c "while :; do sort -S 64M --parallel=1 -T $tmp/sort $tmp/l
 echo "record_negatives: ${#names[@]} workloads under $base for $minutes min, traces in $tmp/traces"
 sleep $((minutes * 60))
 
-# Stop the workloads first, then the agent, so every trace ends with its workload.
-for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
-sleep 3
-for n in "${names[@]}"; do
-  id=$(stat -c %i "${v2_root:-$mem_root}$base/$n")
-  [[ -f $tmp/traces/$id.jsonl ]] || { echo "record_negatives: no trace for $n" >&2; continue; }
-  python3 - "$tmp/traces/$id.jsonl" "$out/kernel_$n.jsonl" "kernel_$n" <<'PY'
-import json, sys
-src, dst, cls = sys.argv[1:]
-with open(src) as f:
-    lines = f.readlines()
-header = json.loads(lines[0])
-header["class"] = cls
-with open(dst, "w") as f:
-    f.write(json.dumps(header, separators=(",", ":")) + "\n")
-    f.writelines(lines[1:])
-print(f"{dst}: {len(lines) - 1} samples, oom_time_ms={header.get('oom_time_ms')}")
-PY
-done
-cp "$tmp"/*.log "$out/" 2>/dev/null || true
+record_export
