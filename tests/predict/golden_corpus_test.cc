@@ -3,7 +3,10 @@
 // quality goal of the brief is missed (CheckGoals), and prints the report on failure.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "agent/predict/model_params.h"
 #include "agent/predict/trace.h"
@@ -89,36 +92,83 @@ const KnownAmbiguity* FindKnownAmbiguity(const std::string& workload_class) {
   return nullptr;
 }
 
+// Every recorded trace (*.jsonl) directly in `dir`, with its path. A file that does not parse is
+// a test failure, and is left out.
+std::vector<std::pair<std::filesystem::path, predict::Trace>> ReadTracesIn(
+    const std::filesystem::path& dir) {
+  std::vector<std::pair<std::filesystem::path, predict::Trace>> traces;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".jsonl") continue;
+    absl::StatusOr<predict::Trace> trace = predict::ReadTraceFile(entry.path().string());
+    if (!trace.ok()) {
+      ADD_FAILURE() << trace.status();
+      continue;
+    }
+    traces.emplace_back(entry.path(), std::move(*trace));
+  }
+  return traces;
+}
+
 TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegativesNeverRaise) {
   const std::filesystem::path dir =
       std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict";
   if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no recorded traces yet";
   predict::ModelParams params = LoadShippedModel();
-  int n = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    if (entry.path().extension() != ".jsonl") continue;
-    absl::StatusOr<predict::Trace> trace = predict::ReadTraceFile(entry.path().string());
-    ASSERT_TRUE(trace.ok()) << trace.status();
-    ++n;
+  const auto traces = ReadTracesIn(dir);
+  for (const auto& [path, trace] : traces) {
     auto det = MakeDetector(DetectorKind::kModel, &params);
     TraceResult r =
-        ScoreTrace(*trace, det.get(),
-                   trace->header.oom_time_ms ? ClassGroup::kPredictable : ClassGroup::kNegative);
-    if (const KnownAmbiguity* known = FindKnownAmbiguity(trace->header.workload_class)) {
-      EXPECT_LE(r.false_alarms, 1) << entry.path();
+        ScoreTrace(trace, det.get(),
+                   trace.header.oom_time_ms ? ClassGroup::kPredictable : ClassGroup::kNegative);
+    if (const KnownAmbiguity* known = FindKnownAmbiguity(trace.header.workload_class)) {
+      EXPECT_LE(r.false_alarms, 1) << path;
       for (int64_t t : r.raise_times_ms) {
-        EXPECT_LT(t - trace->samples.front().time_ms, known->raise_window_ms)
-            << entry.path() << ": " << known->late_raise;
+        EXPECT_LT(t - trace.samples.front().time_ms, known->raise_window_ms)
+            << path << ": " << known->late_raise;
       }
       continue;
     }
-    EXPECT_EQ(r.false_alarms, 0) << entry.path();
-    if (trace->header.oom_time_ms) {
-      EXPECT_TRUE(r.detected) << entry.path();
-      EXPECT_GE(r.lead_s, 30) << entry.path() << ": the goal is recall@30s";
+    EXPECT_EQ(r.false_alarms, 0) << path;
+    if (trace.header.oom_time_ms) {
+      EXPECT_TRUE(r.detected) << path;
+      EXPECT_GE(r.lead_s, 30) << path << ": the goal is recall@30s";
     }
   }
-  if (n == 0) GTEST_SKIP() << "no recorded traces yet";
+  if (traces.empty()) GTEST_SKIP() << "no recorded traces yet";
+}
+
+// tests/fixtures/predict/unseen: OOM kills recorded by sim/record_positives.sh on 2026-12-04,
+// after the model was last changed, and not used to change it. Each must stay warned as far
+// ahead as it was when first replayed, so that a model change that loses one of them fails here:
+// 30 s ahead (the recall goal), except two that were not, as measured (docs/prediction.md,
+// "OOM kills the model never saw"):
+// - kernel_py_batch_oversized builds 300 MiB in 60 s into 256 MiB, a fast ramp: warned 29 s
+//   ahead, so it is held to the fast-ramp goal of 5 s;
+// - kernel_jvm_heap_oversized commits its heap in steps (35% -> 85% in 7 s, then 91%, then the
+//   limit within 6 s): the fast trend's alarm on the first step passed its deadline and cleared,
+//   the cooldown then held the slow trend off, and only the pressure model warned, 1 s ahead (the
+//   known limit "a fast leak that grows in large steps"). It is held to being warned at all.
+TEST(GoldenCorpusTest, OomKillsTheModelNeverSawAreWarnedAsFarAheadAsMeasured) {
+  const std::filesystem::path dir =
+      std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/unseen";
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no unseen traces";
+  const std::map<std::string, double> lead_below_goal_s = {
+      {"kernel_py_batch_oversized", 5},
+      {"kernel_jvm_heap_oversized", 0.5},
+  };
+  predict::ModelParams params = LoadShippedModel();
+  const auto traces = ReadTracesIn(dir);
+  for (const auto& [path, trace] : traces) {
+    ASSERT_TRUE(trace.header.oom_time_ms.has_value()) << path << ": not OOM-killed";
+    auto det = MakeDetector(DetectorKind::kModel, &params);
+    TraceResult r = ScoreTrace(trace, det.get(), ClassGroup::kPredictable);
+    auto below = lead_below_goal_s.find(trace.header.workload_class);
+    const double want_s = below == lead_below_goal_s.end() ? 30 : below->second;
+    EXPECT_TRUE(r.detected) << path;
+    EXPECT_GE(r.lead_s, want_s) << path;
+    EXPECT_EQ(r.false_alarms, 0) << path;
+  }
+  EXPECT_EQ(traces.size(), 7u);
 }
 
 // The first known ambiguity, measured on the traces themselves: the sawtooth ran the leak's
