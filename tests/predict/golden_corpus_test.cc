@@ -145,9 +145,10 @@ TEST(GoldenCorpusTest, RecordedKernelTracesAreDetectedThirtySecondsAheadAndNegat
 // - kernel_py_batch_oversized builds 300 MiB in 60 s into 256 MiB, a fast ramp: warned 29 s
 //   ahead, so it is held to the fast-ramp goal of 5 s;
 // - kernel_jvm_heap_oversized commits its heap in steps (35% -> 85% in 7 s, then 91%, then the
-//   limit within 6 s): the fast trend's alarm on the first step passed its deadline and cleared,
-//   the cooldown then held the slow trend off, and only the pressure model warned, 1 s ahead (the
-//   known limit "a fast leak that grows in large steps"). It is held to being warned at all.
+//   limit between two samples 6 s apart): the fast trend's alarm on the first step passed its
+//   deadline and cleared, no trend saw growth while the heap sat flat, and only the pressure
+//   model warned, 1 s ahead (the known limit "a fast leak that grows in large steps"). It is held
+//   to being warned at all.
 TEST(GoldenCorpusTest, OomKillsTheModelNeverSawAreWarnedAsFarAheadAsMeasured) {
   const std::filesystem::path dir =
       std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/unseen";
