@@ -72,7 +72,8 @@ case ${1:-} in
   schema)
     tools
     for bad in agent.metricsLabels=image agent.healthPort=0 image.pullPolicy=Sometimes \
-      agent.logLevel=loud prometheusRule.oomHorizonSeconds=0 agent.stateDir=var/lib/tapio; do
+      agent.logLevel=loud prometheusRule.oomHorizonSeconds=0 agent.stateDir=var/lib/tapio \
+      prometheusRule.oomEvaluationInterval=15sec prometheusRule.oomPredictedFor=soon; do
       if "$helm" template tapio "$chart" --set "$bad" >/dev/null 2>"$work/err"; then
         fail "values.schema.json accepted --set $bad"
       fi
