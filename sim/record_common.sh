@@ -1,10 +1,15 @@
 # Shared by sim/record_negatives.sh and sim/record_positives.sh (sourced, not run): one agent
 # with --record_traces_dir watching workloads, each in its own memory cgroup below ours (v1
 # memory and the same path in cgroup2, as runtimes do here), and everything cleaned up however
-# the recording ends. The caller sets `out` (output dir) and `build` (build dir) and `me` (its
-# name, for messages), then calls record_start, cgroup/run/load per workload, and record_export.
+# the recording ends. The caller sets `out` (output dir), `build` (build dir), `me` (its name,
+# for messages) and `needs` (the commands its workloads run), then calls record_start,
+# cgroup/run/load per workload, and record_export.
 # shellcheck shell=bash
 
+# shellcheck disable=SC2154  # needs: set by the caller
+for tool in "${needs[@]}"; do
+  command -v "$tool" >/dev/null || { echo "${me:?}: $tool not installed" >&2; exit 1; }
+done
 agent=${build:?}/agent/tapio-agent
 [[ $(id -u) -eq 0 ]] || { echo "${me:?}: needs root" >&2; exit 1; }
 [[ -x $agent ]] || { echo "$me: build first ($agent)" >&2; exit 1; }
@@ -75,6 +80,13 @@ load() {
 # procs NAME: how many processes NAME's cgroup still holds.
 procs() {
   wc -l <"$mem_root$base/$1/cgroup.procs"
+}
+
+# compile_churn: sim/workloads/Churn.java into $tmp/java, before any cgroup exists (a compile is
+# not part of a trace).
+compile_churn() {
+  mkdir -p "$tmp/java"
+  javac -d "$tmp/java" "$(dirname "${BASH_SOURCE[0]}")/workloads/Churn.java"
 }
 
 # record_start: the agent, recording every cgroup it tracks; events at warning and above.

@@ -17,9 +17,7 @@ minutes=${2:?MINUTES}
 build=${3:-build}
 me=record_negatives
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in redis-server redis-benchmark memcached javac java node runuser base64 sort; do
-  command -v "$tool" >/dev/null || { echo "$me: $tool not installed" >&2; exit 1; }
-done
+needs=(redis-server redis-benchmark memcached javac java node runuser base64 sort)
 pg_bins=(/usr/lib/postgresql/*/bin)  # sorted: the newest major version last
 pg_bin=${pg_bins[-1]}
 [[ -x $pg_bin/postgres ]] || { echo "$me: postgresql not installed" >&2; exit 1; }
@@ -28,8 +26,8 @@ source "$here/record_common.sh"
 record_start
 
 # Build what the workloads need before any cgroup exists (compiles are not part of a trace).
-mkdir -p "$tmp/java" "$shm" "$tmp/sort"
-javac -d "$tmp/java" "$here/workloads/Churn.java"
+mkdir -p "$shm" "$tmp/sort"
+compile_churn
 { base64 -w 100 /dev/urandom || true; } | head -c $((120 << 20)) >"$tmp/lines.txt"
 dd if=/dev/urandom of="$tmp/big" bs=1M count=600 status=none
 sync

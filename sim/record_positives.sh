@@ -17,16 +17,12 @@ minutes=${2:?MAX_MINUTES}
 build=${3:-build}
 me=record_positives
 here=$(cd "$(dirname "$0")" && pwd)
-for tool in redis-server redis-benchmark memcached javac java node; do
-  command -v "$tool" >/dev/null || { echo "$me: $tool not installed" >&2; exit 1; }
-done
+needs=(redis-server redis-benchmark memcached javac java node)
 # shellcheck source=sim/record_common.sh
 source "$here/record_common.sh"
 record_start
 
-# Build what the workloads need before any cgroup exists (compiles are not part of a trace).
-mkdir -p "$tmp/java"
-javac -d "$tmp/java" "$here/workloads/Churn.java"
+compile_churn
 
 # Redis with no maxmemory, filled in bursts of SETs.
 cgroup redis_unbounded 256
