@@ -111,7 +111,7 @@ struct OomPrediction {
   State state = State::kAtRisk;
   int64_t time_to_oom_ms = -1;  // -1: not estimated (e.g. cleared)
   double confidence = 0;        // 0..1
-  std::string model;            // "trend", "envelope", "pressure", ...
+  std::string model;            // "trend", "envelope", "staircase", "pressure"
   std::string reason;           // a sentence for humans
   uint64_t usage_bytes = 0;
   uint64_t non_reclaimable_bytes = 0;

@@ -41,6 +41,11 @@ const std::vector<Field>& Fields() {
       {"envelope_z", &ModelParams::envelope_z, 0, 100},
       {"envelope_horizon_s", &ModelParams::envelope_horizon_s, 0.1, 86400},
       {"breakout_margin_fraction", &ModelParams::breakout_margin_fraction, 0, 1},
+      {"step_min_fraction", &ModelParams::step_min_fraction, 0, 1},
+      {"step_band_fraction", &ModelParams::step_band_fraction, 0, 1},
+      {"step_plateau_s", &ModelParams::step_plateau_s, 0.1, 3600},
+      {"step_max_duration_s", &ModelParams::step_max_duration_s, 0.1, 3600},
+      {"step_stale_intervals", &ModelParams::step_stale_intervals, 0.1, 1000},
       {"restart_margin_fraction", &ModelParams::restart_margin_fraction, 0, 1},
       {"psi_some_ref", &ModelParams::psi_some_ref, 0.01, 100},
       {"psi_full_ref", &ModelParams::psi_full_ref, 0.01, 100},
@@ -107,6 +112,9 @@ absl::StatusOr<ModelParams> LoadModelParams(const std::string& json_text) {
   }
   if (params.fast_tau_s >= params.slow_tau_s) {
     return KeyError("fast_tau_s", "must be below slow_tau_s");
+  }
+  if (params.step_min_fraction > 0 && params.step_band_fraction >= params.step_min_fraction) {
+    return KeyError("step_band_fraction", "must be below step_min_fraction");
   }
   return params;
 }

@@ -64,6 +64,20 @@ struct ModelParams {
   double envelope_horizon_s = 600;
   double breakout_margin_fraction = 0.03;  // of the limit, above the highest recent peak
 
+  // --- Staircase model: growth in steps (a JVM committing its heap a region at a time). ---
+  // A plateau: step_plateau_s of samples within step_band_fraction of the limit of its first
+  // one. A step: from one plateau to the next, a rise of at least step_min_fraction of the limit
+  // done within step_max_duration_s. After two steps with no fall in between, when the headroom
+  // left is smaller than the largest of them (one more such step reaches the limit), the rate of
+  // the staircase (its last step over the time since the step before) gives the time to OOM. A
+  // staircase that has not stepped for step_stale_intervals of its last interval has stopped. A
+  // step made after the last clear is new evidence: it may raise within the cooldown.
+  double step_min_fraction = 0.03;  // 0 = off
+  double step_band_fraction = 0.01;
+  double step_plateau_s = 3;
+  double step_max_duration_s = 15;
+  double step_stale_intervals = 2;
+
   // --- Restart prior: the previous run of the same workload (OomPredictor::SetPriorPeak). ---
   // A container's start-up fill (a cache warming to its size, a heap growing to its -Xmx) is, until
   // it levels off, the same curve as a leak from nothing. When the workload's previous run, at the

@@ -146,6 +146,10 @@ void OomPredictor::ResetModels() {
   cycle_peak_mib_ = -1;
   recent_max_mib_ = -1;
   last_drop_time_ms_ = -1;
+  plateau_mib_ = -1;
+  settled_mib_ = -1;
+  steps_ = 0;
+  largest_step_mib_ = 0;
 }
 
 void OomPredictor::UpdateEnvelope(int64_t time_ms, double y, double limit) {
@@ -173,6 +177,41 @@ void OomPredictor::UpdateEnvelope(int64_t time_ms, double y, double limit) {
     recent_max_mib_ = y;
     recent_max_time_ms_ = time_ms;
   }
+}
+
+void OomPredictor::UpdateStaircase(int64_t time_ms, double y, double limit) {
+  const ModelParams& p = *params_;
+  if (p.step_min_fraction <= 0) return;
+  const double band = p.step_band_fraction * limit;
+  if (plateau_mib_ < 0 || std::abs(y - plateau_mib_) > band) {
+    plateau_mib_ = y;  // the samples left the plateau: a new one may start here (step_plateau_s
+    plateau_start_ms_ = time_ms;  // is > 0, so not established by this sample)
+    return;
+  }
+  if (settled_start_ms_ == plateau_start_ms_ && settled_mib_ >= 0) {
+    settled_last_ms_ = time_ms;  // still on the established plateau
+    return;
+  }
+  if (static_cast<double>(time_ms - plateau_start_ms_) < p.step_plateau_s * 1000) return;
+  // The current plateau is established: compare it with the one before.
+  if (settled_mib_ >= 0) {
+    const double rise = plateau_mib_ - settled_mib_;
+    if (rise < -band) {
+      steps_ = 0;  // a fall ends the staircase
+      largest_step_mib_ = 0;
+    } else if (rise >= p.step_min_fraction * limit &&
+               static_cast<double>(plateau_start_ms_ - settled_last_ms_) <=
+                   p.step_max_duration_s * 1000) {
+      prev_step_ms_ = last_step_ms_;
+      last_step_ms_ = plateau_start_ms_;
+      last_step_mib_ = rise;
+      largest_step_mib_ = std::max(largest_step_mib_, rise);
+      steps_ = std::min(steps_ + 1, 2);
+    }
+  }
+  settled_mib_ = plateau_mib_;
+  settled_start_ms_ = plateau_start_ms_;
+  settled_last_ms_ = time_ms;
 }
 
 void OomPredictor::FitPeaks(int64_t now_ms) {
@@ -223,8 +262,10 @@ double OomPredictor::PressureScore(const MemorySample& s, double dt_s, double nr
 }
 
 void OomPredictor::Consider(Candidate* best, double tt_s, double conf, double growth_mib_s,
-                            std::string_view model, std::string_view reason) const {
+                            std::string_view model, std::string_view reason,
+                            bool after_clear) const {
   if (best->present && best->time_to_oom_s <= tt_s) return;
+  best->after_clear = after_clear;
   best->present = true;
   best->time_to_oom_s = tt_s;
   best->confidence = conf;
@@ -294,6 +335,7 @@ Prediction OomPredictor::Update(const MemorySample& s) {
     history_s_ += dt_s;
   }
   UpdateEnvelope(s.time_ms, y, limit);
+  UpdateStaircase(s.time_ms, y, limit);
   if (min_mib_ < 0 || y < min_mib_) min_mib_ = y;
   const double rise_mib = last_mib_ >= 0 ? y - last_mib_ : 0;  // since the previous sample
   last_mib_ = y;
@@ -378,6 +420,23 @@ Prediction OomPredictor::Update(const MemorySample& s) {
                "envelope", "rising_peaks");
     }
   }
+  // A staircase that has made two steps and has less headroom left than its largest step: one more
+  // such step reaches the limit. Its flat plateaus give the trends nothing to see (a JVM heap
+  // committed region by region, kernel_jvm_heap_oversized.jsonl, sat at 85% and then 90% of its
+  // limit for a minute before the last step killed it).
+  if (!gated && steps_ >= 2 && last_step_ms_ > prev_step_ms_) {
+    const double headroom = std::max(0.0, limit - y);
+    const double interval_ms = static_cast<double>(last_step_ms_ - prev_step_ms_);
+    if (headroom < largest_step_mib_ &&
+        static_cast<double>(s.time_ms - last_step_ms_) < p.step_stale_intervals * interval_ms) {
+      const double rate_mib_s = last_step_mib_ / (interval_ms / 1000.0);
+      if (headroom <= p.slow_horizon_s * rate_mib_s) {
+        Consider(&best, headroom / rate_mib_s,
+                 std::clamp(1.0 - headroom / largest_step_mib_, 0.05, 0.9), rate_mib_s, "staircase",
+                 "stepped_growth", last_step_ms_ > last_clear_ms_);
+      }
+    }
+  }
   if (pressure >= 1 && y >= p.pressure_min_fraction * limit && fast_ok && fast_slope > 0 &&
       fast_slope * fast_slope > pressure_fast_z2_ * fast_var) {
     double tt = std::min(std::max(0.0, limit - fast_level) / fast_slope, p.slow_horizon_s);
@@ -403,11 +462,13 @@ Prediction OomPredictor::Update(const MemorySample& s) {
       current_.changed = true;
       current_.reason = s.time_ms >= oom_deadline_ms_ ? "deadline_passed" : "risk_gone";
       cooldown_until_ms_ = s.time_ms + static_cast<int64_t>(p.cooldown_s * 1000);
+      last_clear_ms_ = s.time_ms;
     }
   } else if (best.present) {
     ++consecutive_;
     if (consecutive_ >= p.raise_consecutive &&
-        (s.time_ms >= cooldown_until_ms_ || best.time_to_oom_s <= p.fast_horizon_s)) {
+        (s.time_ms >= cooldown_until_ms_ || best.time_to_oom_s <= p.fast_horizon_s ||
+         best.after_clear)) {
       state_ = Prediction::State::kAtRisk;
       current_.changed = true;
       consecutive_ = 0;

@@ -10,6 +10,8 @@
 //   envelope  for sawtooth (GC) heaps: after a large fast drop, the within-cycle rise is not
 //             trusted; the trend of the cycle peaks is, and memory breaking out above the recent
 //             peaks re-enables the trend fits.
+//   staircase growth in steps (plateau, fast rise, plateau): after two steps, when the headroom
+//             left is smaller than the largest step, the staircase's rate gives the time to OOM.
 //   pressure  limit hits, PSI and BPF reclaim stalls: lowers the evidence the slow fit needs and,
 //             very near the limit, any growth raises. Pressure without growth never raises.
 //   restart   SetPriorPeak: the previous run of the same workload levelled off at a peak without
@@ -72,8 +74,9 @@ struct Prediction {
   State state = State::kNone;
   int64_t time_to_oom_ms = -1;  // -1 when not at risk
   double confidence = 0;        // 0..1
-  // Static strings (no allocation per update): model "trend", "envelope", "pressure" or "";
-  // reason a short code such as "fast_growth", "steady_growth", "rising_peaks",
+  // Static strings (no allocation per update): model "trend", "envelope", "staircase",
+  // "pressure" or ""; reason a short code such as "fast_growth", "steady_growth", "rising_peaks",
+  // "stepped_growth",
   // "pressure_near_limit", "risk_gone", "deadline_passed", "oom_killed", "unlimited".
   // DescribePrediction() turns a prediction into a sentence for humans (at transitions only: it
   // allocates).
@@ -130,12 +133,14 @@ class OomPredictor {
     double growth_bytes_per_s = 0;
     std::string_view model;
     std::string_view reason;
+    bool after_clear = false;  // made of evidence newer than the last clear: passes the cooldown
   };
   void ResetModels();
   void UpdateEnvelope(int64_t time_ms, double y, double limit);
+  void UpdateStaircase(int64_t time_ms, double y, double limit);
   void FitPeaks(int64_t now_ms);
   void Consider(Candidate* best, double tt_s, double conf, double growth_mib_s,
-                std::string_view model, std::string_view reason) const;
+                std::string_view model, std::string_view reason, bool after_clear = false) const;
   // >= 1 means the cgroup is under memory pressure.
   double PressureScore(const MemorySample& s, double dt_s, double nr_fraction) const;
 
@@ -175,6 +180,19 @@ class OomPredictor {
   double peak_fit_level_ = 0, peak_fit_slope_ = 0, peak_fit_se_ = 0;
   int64_t peak_fit_ref_ms_ = 0;
 
+  // Staircase: the plateau the samples are on now (a candidate until step_plateau_s old), the
+  // last established plateau, and the steps between established plateaus since the last fall.
+  double plateau_mib_ = -1;  // -1: none since the reset
+  int64_t plateau_start_ms_ = 0;
+  double settled_mib_ = -1;  // the last established plateau (-1: none yet)
+  int64_t settled_start_ms_ = 0;
+  int64_t settled_last_ms_ = 0;
+  int32_t steps_ = 0;  // since the last fall, saturating at 2
+  double last_step_mib_ = 0;
+  double largest_step_mib_ = 0;
+  int64_t last_step_ms_ = 0;  // when the plateau after each of the last two steps began
+  int64_t prev_step_ms_ = 0;
+
   // Previous sample, for deltas.
   bool have_last_ = false;
   int64_t last_time_ms_ = 0;
@@ -188,6 +206,7 @@ class OomPredictor {
   int64_t last_support_ms_ = 0;
   int64_t oom_deadline_ms_ = 0;  // when the last supporting candidate expected the OOM
   int64_t cooldown_until_ms_ = INT64_MIN;
+  int64_t last_clear_ms_ = INT64_MIN;
   Prediction current_;
   int64_t next_delay_ms_;
   uint64_t out_of_order_samples_ = 0;

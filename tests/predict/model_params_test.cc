@@ -81,6 +81,14 @@ TEST(LoadModelParamsTest, InconsistentHorizonsAreRefused) {
   EXPECT_THAT(p.status().message(), HasSubstr("'fast_horizon_s'"));
 }
 
+TEST(LoadModelParamsTest, AStepNoWiderThanThePlateauBandIsRefused) {
+  absl::StatusOr<ModelParams> p = LoadModelParams(R"({"step_band_fraction": 0.05})");
+  ASSERT_FALSE(p.ok());
+  EXPECT_THAT(p.status().message(), HasSubstr("'step_band_fraction'"));
+  EXPECT_TRUE(LoadModelParams(R"({"step_band_fraction": 0.05, "step_min_fraction": 0})").ok())
+      << "the staircase off: its band is not used";
+}
+
 TEST(LoadModelParamsTest, NotJsonOrNotAnObjectIsRefused) {
   EXPECT_THAT(LoadModelParams("{slow_z: 1").status().message(), HasSubstr("not valid JSON"));
   EXPECT_THAT(LoadModelParams("[1,2]").status().message(), HasSubstr("object"));

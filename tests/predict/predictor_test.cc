@@ -271,10 +271,6 @@ TEST_F(OomPredictorTest, AFastRampThatStopsClearsWhenItsPredictedOomTimePasses) 
   EXPECT_LE(zero_updates, 1);
 }
 
-// A heap committed at start-up in steps (a JVM growing to -Xmx, kernel_jvm_stable_peak.jsonl):
-// +11% of the limit at once every 4 s, five times, to 60% of the limit, then flat for ten
-// minutes; sampled at the predictor's own cadence, as the agent does. The fast fit's slope lags
-// the last step by seconds; without the confirmation rule it raises on the flat samples after it.
 // A start-up fill: 2 MiB/s from 10 MiB to `plateau_mib`, then flat (a cache warming to its size).
 MemorySample StartupFill(int64_t t, int64_t i, double plateau_mib) {
   return Sample(t, std::min(plateau_mib, 10 + 2 * static_cast<double>(t) / 1000) + Noise(i, 1));
@@ -350,6 +346,10 @@ int RaisesOnStepsThatStop(const ModelParams& params, double base_mib, double ste
       .raises;
 }
 
+// A heap committed at start-up in steps (a JVM growing to -Xmx, kernel_jvm_stable_peak.jsonl):
+// +11% of the limit at once every 4 s, five times, to 60% of the limit, then flat for ten
+// minutes; sampled at the predictor's own cadence, as the agent does. The fast fit's slope lags
+// the last step by seconds; without the confirmation rule it raises on the flat samples after it.
 int RaisesOnSteppedHeap(const ModelParams& params) {
   return RaisesOnStepsThatStop(params, 50, 112, 4000, 5);
 }
@@ -401,6 +401,103 @@ TEST_F(OomPredictorTest, ALeakGrowingInStepsIsStillWarned) {
   EXPECT_GE(LeadOnSteppedLeak(params_, 2000, 60), 5);
   EXPECT_GE(LeadOnSteppedLeak(params_, 4000, 112), 10);
   EXPECT_GE(LeadOnSteppedLeak(params_, 8000, 112), 20);
+}
+
+// A heap committed in steps past its limit, like G1 with -Xmx above it
+// (kernel_jvm_heap_oversized.jsonl): 300 MiB, +520 MiB (51% of the limit) in 5 s from 20 s on,
+// flat, +`second_step_mib` in 1 s at 50 s, flat, and at `last_step_s` the step that reaches the
+// limit. Sampled every 500 ms. The plateaus give the trends nothing to fit.
+MemorySample SteppedHeap(int64_t t, int64_t i, double second_step_mib, double last_step_s) {
+  const double ts = static_cast<double>(t) / 1000;
+  double mib = 300 + 520 * std::clamp((ts - 20) / 5, 0.0, 1.0) +
+               second_step_mib * std::clamp(ts - 50, 0.0, 1.0);
+  if (ts >= last_step_s) mib = 1024;
+  return Sample(t, mib + Noise(i, 0.3));
+}
+
+TEST_F(OomPredictorTest, AHeapSteppingTowardsItsLimitIsWarnedBeforeTheLastStep) {
+  constexpr double kLastStepS = 90;
+  const auto heap = [](int64_t t, int64_t i) { return SteppedHeap(t, i, 50, kLastStepS); };
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, static_cast<int64_t>(kLastStepS * 1000), 500, heap);
+  // The fast trend raises on the first step and clears when its OOM time passes; the second step
+  // leaves 146 MiB, less than the first one's 520: one more such step reaches the limit.
+  int64_t staircase_ms = -1;
+  for (size_t k = 0; k < run.predictions.size(); ++k) {
+    const Prediction& p = run.predictions[k];
+    if (p.changed && p.state == Prediction::State::kAtRisk && p.model == "staircase") {
+      staircase_ms = run.times_ms[k];
+      EXPECT_EQ(p.reason, "stepped_growth");
+      // 146 MiB at the staircase's 50 MiB per 27.5 s between its steps.
+      EXPECT_NEAR(static_cast<double>(p.time_to_oom_ms) / 1000, 146.0 / (50.0 / 27.5), 10);
+    }
+  }
+  ASSERT_GE(staircase_ms, 0) << "raises: " << run.raises;
+  EXPECT_GE(run.raises, 2) << "the fast trend's alarm on the first step, then the staircase's";
+  EXPECT_GE(kLastStepS * 1000 - static_cast<double>(staircase_ms), 30000);
+  EXPECT_EQ(run.predictions.back().state, Prediction::State::kAtRisk);
+
+  // Within the fast trend's cooldown: only a step made after that alarm cleared may raise. With
+  // the staircase off, nothing warns before the last step.
+  ModelParams off = params_;
+  off.step_min_fraction = 0;
+  OomPredictor without(&off);
+  EXPECT_NE(
+      Drive(&without, static_cast<int64_t>(kLastStepS * 1000), 500, heap).predictions.back().state,
+      Prediction::State::kAtRisk);
+}
+
+TEST_F(OomPredictorTest, AStaircaseThatStopsSteppingClears) {
+  // The same heap, but no last step: it stays at 878 MiB of 1 GiB.
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 600 * 1000, 500,
+                          [](int64_t t, int64_t i) { return SteppedHeap(t, i, 50, 1e9); });
+  EXPECT_GE(run.raises, 2);
+  EXPECT_EQ(run.clears, run.raises);
+  EXPECT_EQ(run.predictions.back().state, Prediction::State::kNone);
+}
+
+TEST_F(OomPredictorTest, OneFastFillThatHoldsNearItsLimitIsNoStaircase) {
+  // 20 MiB for 10 s, then +81% of the limit in 2 s, then wandering +-2.5% for ten minutes
+  // (kernel_py_hold_near_limit.jsonl): one step, however close to the limit, is no staircase.
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 600 * 1000, 1000, [](int64_t t, int64_t i) {
+    const double ts = static_cast<double>(t) / 1000;
+    if (ts < 10) return Sample(t, 20);
+    return Sample(
+        t, 20 + 830 * std::min(1.0, (ts - 10) / 2) + 25 * std::sin((ts - 10) / 40) + Noise(i, 1));
+  });
+  for (size_t k = 0; k < run.predictions.size(); ++k) {
+    EXPECT_NE(run.predictions[k].model, "staircase") << "at " << run.times_ms[k] << " ms";
+  }
+}
+
+TEST_F(OomPredictorTest, AStaircaseWithRoomForItsLargestStepIsNotWarned) {
+  // A cache loaded in three steps of 10% of the limit, 20 s apart, to 60%: 40% left.
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 600 * 1000, 1000, [](int64_t t, int64_t i) {
+    const double ts = static_cast<double>(t) / 1000;
+    const int steps = std::clamp(static_cast<int>((ts - 10) / 20) + 1, 0, 3);
+    return Sample(t, 300 + 102.4 * steps + Noise(i, 1));
+  });
+  EXPECT_EQ(run.raises, 0);
+}
+
+TEST_F(OomPredictorTest, AFallEndsTheStaircase) {
+  // The heap of AHeapSteppingTowardsItsLimitIsWarnedBeforeTheLastStep gives back 50 MiB (less
+  // than the sawtooth's drop) at 35 s, then steps +100 MiB at 50 s: the staircase starts again
+  // at that step, one step old, and does not raise.
+  OomPredictor predictor(&params_);
+  DriveResult run = Drive(&predictor, 90 * 1000, 500, [](int64_t t, int64_t i) {
+    const double ts = static_cast<double>(t) / 1000;
+    const double mib = ts < 35   ? 300 + 520 * std::clamp((ts - 20) / 5, 0.0, 1.0)
+                       : ts < 50 ? 770
+                                 : 870;
+    return Sample(t, mib + Noise(i, 0.3));
+  });
+  for (size_t k = 0; k < run.predictions.size(); ++k) {
+    EXPECT_NE(run.predictions[k].model, "staircase") << "at " << run.times_ms[k] << " ms";
+  }
 }
 
 TEST_F(OomPredictorTest, OneLargeCollectionDoesNotClearASlowLeakAlarm) {
