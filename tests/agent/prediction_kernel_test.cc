@@ -113,6 +113,67 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
   EXPECT_EQ(*kills, 0u);
 }
 
+// A heap committed in steps, like G1 with -Xmx above its limit (the staircase model,
+// docs/prediction.md "Heaps committed in steps"): processes that each take their memory at once
+// and hold it, started one after another in a 128 MiB cgroup: 8 MiB, then 88 MiB, then +8 MiB
+// twice 20 s apart, and 30 s later one that allocates until the kernel kills. Between the steps
+// memory is flat, so no trend sees growth; the fill is the first step, and once a second one
+// leaves less headroom than the fill took, the staircase warns, before the last step.
+TEST_F(PredictionKernelTest, AHeapSteppingTowardsItsLimitIsPredictedBeforeTheLastStep) {
+  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
+                                    "--output_min_severity=info", "--usage_interval_s=1"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  TestCgroupOptions o;
+  o.limit_bytes = 128 << 20;
+  auto cg = TestCgroup::Create(o);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  std::vector<ChildProcess> held;
+  const auto take = [&](int mib) {
+    SpawnOptions so;
+    so.capture_stdout = true;
+    auto child = (*cg)->Spawn({TestAllocPath(), absl::StrCat("--mib=", mib),
+                               absl::StrCat("--step-mib=", mib), "--rate=0"},
+                              so);
+    ASSERT_TRUE(child.ok()) << child.status();
+    ASSERT_TRUE(child->WaitForLine("ready", absl::Seconds(10)).ok());
+    held.push_back(std::move(*child));
+  };
+  take(8);
+  absl::SleepFor(absl::Seconds(10));
+  take(88);
+  absl::SleepFor(absl::Seconds(20));
+  take(8);
+  absl::SleepFor(absl::Seconds(20));
+  take(8);
+  absl::SleepFor(absl::Seconds(30));
+  const uint64_t id = (*cg)->cgroup2_id();
+  const absl::Time last_step = absl::Now();
+  auto leak = (*cg)->Spawn({TestAllocPath(), "--mib=0", "--step-mib=4", "--rate=0"});
+  ASSERT_TRUE(leak.ok()) << leak.status();
+  auto kill = (*agent)->WaitFor(
+      [&](const json& e) { return e["type"] == "oom_kill" && e["cgroup_id"] == id; },
+      absl::Seconds(30));
+  ASSERT_TRUE(kill.ok()) << (*agent)->Log();
+  json staircase;
+  for (const json& e : (*agent)->Events()) {
+    if (e["type"] == "oom_prediction" && e["cgroup_id"] == id &&
+        e["oom_prediction"]["state"] == "at_risk" && e["oom_prediction"]["model"] == "staircase") {
+      staircase = e;
+      break;
+    }
+  }
+  ASSERT_FALSE(staircase.is_null()) << "no staircase prediction before the kill\n"
+                                    << (*agent)->Log();
+  EXPECT_NE(staircase["oom_prediction"]["reason"].get<std::string>().find("stepped_growth"),
+            std::string::npos)
+      << staircase.dump();
+  EXPECT_LT(EventTime(staircase), last_step) << staircase.dump();
+  const absl::Duration lead = EventTime(*kill) - EventTime(staircase);
+  EXPECT_GE(lead, absl::Seconds(10)) << staircase.dump();
+  std::cout << "staircase lead " << absl::FormatDuration(lead) << ", predicted time to OOM "
+            << staircase["oom_prediction"]["time_to_oom_ms"] << " ms\n";
+}
+
 // The jump trigger on the real kernel: three processes that each take 16 MiB (3% of the limit,
 // which stays far from at risk) in one go, 3 s apart, into a cgroup the agent reads every 10 s (a
 // model file slows the cadence, so that no regular reading is due when a trigger fires and each
