@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -498,6 +499,49 @@ TEST_F(OomPredictorTest, AFallEndsTheStaircase) {
   for (size_t k = 0; k < run.predictions.size(); ++k) {
     EXPECT_NE(run.predictions[k].model, "staircase") << "at " << run.times_ms[k] << " ms";
   }
+}
+
+// The price of the staircase model, measured and held (docs/prediction.md, "Known limits"): a
+// heap at 5% of its limit fills F% in 3 s, steps k times by `step`% 10 s or 30 s apart, and then
+// stops. The fill is a step; one more leaves less headroom than the fill took, so heaps that fill
+// half their limit raise once though they stop. Counted over F = 30-70%, k = 1-3, steps of 3.5-8%.
+int RaisesOnFillThenSteps(const ModelParams& params, double fill, int k, double step, double gap) {
+  OomPredictor predictor(&params);
+  return Drive(&predictor, 900 * 1000, /*own cadence*/ 0,
+               [&](int64_t t, int64_t i) {
+                 const double ts = static_cast<double>(t) / 1000;
+                 double pct = 5 + fill * std::clamp((ts - 20) / 3, 0.0, 1.0);
+                 for (int j = 1; j <= k; ++j) {
+                   pct += step * std::clamp(ts - 23 - gap * j, 0.0, 1.0);
+                 }
+                 return Sample(t, pct * 10.24 - 8 + Noise(i, 0.5));
+               })
+      .raises;
+}
+
+TEST_F(OomPredictorTest, HeapsThatFillHalfTheirLimitAndStepOnceMoreRaiseOnceThoughTheyStop) {
+  ModelParams off = params_;
+  off.step_min_fraction = 0;
+  std::map<int, int> raised;  // fill % -> heaps that raised
+  int heaps = 0, raised_without = 0;
+  for (double fill : {30, 40, 50, 60, 70}) {
+    for (int k : {1, 2, 3}) {
+      for (double step : {3.5, 5.0, 8.0}) {
+        for (double gap : {10.0, 30.0}) {
+          if (5 + fill + k * step >= 97) continue;
+          ++heaps;
+          const int raises = RaisesOnFillThenSteps(params_, fill, k, step, gap);
+          EXPECT_LE(raises, 1) << fill << "% + " << k << " x " << step << "% every " << gap;
+          raised[static_cast<int>(fill)] += raises;
+          raised_without += RaisesOnFillThenSteps(off, fill, k, step, gap);
+        }
+      }
+    }
+  }
+  EXPECT_EQ(heaps, 88);
+  EXPECT_EQ(raised_without, 2);  // three 8% steps 30 s apart after 50% or 60%: the slow trend
+  const std::map<int, int> measured = {{30, 0}, {40, 4}, {50, 16}, {60, 18}, {70, 16}};
+  EXPECT_EQ(raised, measured) << "update docs/prediction.md, Known limits";
 }
 
 TEST_F(OomPredictorTest, OneLargeCollectionDoesNotClearASlowLeakAlarm) {
