@@ -76,8 +76,8 @@ struct Prediction {
   double confidence = 0;        // 0..1
   // Static strings (no allocation per update): model "trend", "envelope", "staircase",
   // "pressure" or ""; reason a short code such as "fast_growth", "steady_growth", "rising_peaks",
-  // "stepped_growth",
-  // "pressure_near_limit", "risk_gone", "deadline_passed", "oom_killed", "unlimited".
+  // "stepped_growth", "pressure_near_limit", "risk_gone", "deadline_passed", "oom_killed",
+  // "unlimited".
   // DescribePrediction() turns a prediction into a sentence for humans (at transitions only: it
   // allocates).
   std::string_view model;
