@@ -39,9 +39,27 @@ class PredictionKernelTest : public ::testing::Test {
   }
 };
 
+// The agent as most tests here run it: every prediction and usage event, one usage event a second.
+const std::vector<std::string> kAgentFlags = {"--summary_interval_s=0", "--process_events=false",
+                                              "--output_min_severity=info", "--usage_interval_s=1"};
+
+// An at-risk prediction for cgroup `id` (by `model`, when given).
+bool IsAtRisk(const json& e, uint64_t id, const std::string& model = "") {
+  return e["type"] == "oom_prediction" && e["cgroup_id"] == id &&
+         e["oom_prediction"]["state"] == "at_risk" &&
+         (model.empty() || e["oom_prediction"]["model"] == model);
+}
+
+// The first such prediction among the agent's events so far; null when there is none.
+json FirstAtRisk(const AgentProcess& agent, uint64_t id, const std::string& model = "") {
+  for (const json& e : agent.Events()) {
+    if (IsAtRisk(e, id, model)) return e;
+  }
+  return json();
+}
+
 TEST_F(PredictionKernelTest, LeakIsPredictedAtLeastTenSecondsBeforeTheKill) {
-  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
-                                    "--output_min_severity=info", "--usage_interval_s=1"});
+  auto agent = AgentProcess::Start(kAgentFlags);
   ASSERT_TRUE(agent.ok()) << agent.status();
   TestCgroupOptions o;
   o.limit_bytes = 128 << 20;
@@ -55,14 +73,7 @@ TEST_F(PredictionKernelTest, LeakIsPredictedAtLeastTenSecondsBeforeTheKill) {
       [&](const json& e) { return e["type"] == "oom_kill" && e["cgroup_id"] == id; },
       absl::Seconds(90));
   ASSERT_TRUE(kill.ok()) << (*agent)->Log();
-  json prediction;
-  for (const json& e : (*agent)->Events()) {
-    if (e["type"] == "oom_prediction" && e["cgroup_id"] == id &&
-        e["oom_prediction"]["state"] == "at_risk") {
-      prediction = e;
-      break;
-    }
-  }
+  const json prediction = FirstAtRisk(**agent, id);
   ASSERT_FALSE(prediction.is_null()) << "no prediction before the kill\n" << (*agent)->Log();
   const absl::Duration lead = EventTime(*kill) - EventTime(prediction);
   EXPECT_GE(lead, absl::Seconds(10)) << prediction.dump();
@@ -74,8 +85,7 @@ TEST_F(PredictionKernelTest, LeakIsPredictedAtLeastTenSecondsBeforeTheKill) {
 }
 
 TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
-  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
-                                    "--output_min_severity=info", "--usage_interval_s=1"});
+  auto agent = AgentProcess::Start(kAgentFlags);
   ASSERT_TRUE(agent.ok()) << agent.status();
   TestCgroupOptions o;
   o.limit_bytes = 64 << 20;
@@ -99,8 +109,7 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
   for (const json& e : (*agent)->Events()) {
     if (e["cgroup_id"] != id) continue;
     EXPECT_NE(e["type"], "oom_kill") << e.dump();
-    EXPECT_FALSE(e["type"] == "oom_prediction" && e["oom_prediction"]["state"] == "at_risk")
-        << e.dump();
+    EXPECT_FALSE(IsAtRisk(e, id)) << e.dump();
     if (e["type"] == "memory_usage" &&
         e["memory_usage"]["usage_bytes"].get<double>() > 0.8 * (64 << 20)) {
       saw_usage_near_limit = true;
@@ -120,8 +129,7 @@ TEST_F(PredictionKernelTest, PageCacheFillingTheLimitIsNotPredicted) {
 // memory is flat, so no trend sees growth; the fill is the first step, and once a second one
 // leaves less headroom than the fill took, the staircase warns, before the last step.
 TEST_F(PredictionKernelTest, AHeapSteppingTowardsItsLimitIsPredictedBeforeTheLastStep) {
-  auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false",
-                                    "--output_min_severity=info", "--usage_interval_s=1"});
+  auto agent = AgentProcess::Start(kAgentFlags);
   ASSERT_TRUE(agent.ok()) << agent.status();
   TestCgroupOptions o;
   o.limit_bytes = 128 << 20;
@@ -154,14 +162,7 @@ TEST_F(PredictionKernelTest, AHeapSteppingTowardsItsLimitIsPredictedBeforeTheLas
       [&](const json& e) { return e["type"] == "oom_kill" && e["cgroup_id"] == id; },
       absl::Seconds(30));
   ASSERT_TRUE(kill.ok()) << (*agent)->Log();
-  json staircase;
-  for (const json& e : (*agent)->Events()) {
-    if (e["type"] == "oom_prediction" && e["cgroup_id"] == id &&
-        e["oom_prediction"]["state"] == "at_risk" && e["oom_prediction"]["model"] == "staircase") {
-      staircase = e;
-      break;
-    }
-  }
+  const json staircase = FirstAtRisk(**agent, id, "staircase");
   ASSERT_FALSE(staircase.is_null()) << "no staircase prediction before the kill\n"
                                     << (*agent)->Log();
   EXPECT_NE(staircase["oom_prediction"]["reason"].get<std::string>().find("stepped_growth"),
@@ -247,12 +248,7 @@ TEST_F(PredictionKernelTest, RssJumpsSeenByTheRssStatHookTriggerReadings) {
 // Raised predictions for cgroup `id` among the agent's events so far.
 int AtRiskPredictions(const AgentProcess& agent, uint64_t id) {
   int n = 0;
-  for (const json& e : agent.Events()) {
-    if (e["type"] == "oom_prediction" && e["cgroup_id"] == id &&
-        e["oom_prediction"]["state"] == "at_risk") {
-      ++n;
-    }
-  }
+  for (const json& e : agent.Events()) n += IsAtRisk(e, id) ? 1 : 0;
   return n;
 }
 
