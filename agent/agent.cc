@@ -503,6 +503,7 @@ metrics::AgentHealth Agent::Health() const {
   h.peer_priors_total = c.pipeline.peer_priors_applied;
   h.jump_triggered_samples_total = c.pipeline.jump_triggered_samples;
   h.events_not_built_total = c.pipeline.events_not_built;
+  h.runtime_scan = c.pipeline.runtime_scan;
   h.prior_store_errors_total = prior_store_errors_.load();
   h.bpf_stats_enabled = ReadBpfStatsEnabled();
   if (tracker_) {

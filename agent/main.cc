@@ -47,6 +47,10 @@ ABSL_FLAG(int32_t, reclaim_event_min_us, 1000,
           "Memcg reclaim passes at least this long are reported as their own pressure event; "
           "shorter ones are summed into the periodic pressure event.");
 ABSL_FLAG(int32_t, usage_interval_s, 10, "Interval of memory_usage events per cgroup.");
+ABSL_FLAG(int32_t, runtime_scan_interval_s, 30,
+          "Interval at which the processes of each memory-limited cgroup are read for managed "
+          "runtimes (JVM, Node.js, memcached) and the heap caps their settings give them "
+          "(/proc/PID/cmdline and environ; memory_usage.runtime_heap_cap_bytes). 0: never.");
 ABSL_FLAG(int32_t, max_sample_interval_ms, 5000,
           "Longest interval between two readings of a cgroup's memory files; the predictor "
           "samples faster as time to OOM shrinks.");
@@ -182,6 +186,8 @@ int main(int argc, char** argv) {
     return Fail("--ringbuf_kib: must be a power of two >= 4");
   }
   if (!positive(usage_s)) return Fail("--usage_interval_s: must be > 0");
+  const int32_t runtime_scan_s = absl::GetFlag(FLAGS_runtime_scan_interval_s);
+  if (runtime_scan_s < 0) return Fail("--runtime_scan_interval_s: must be >= 0");
   if (!positive(min_sample_ms) || max_sample_ms < min_sample_ms) {
     return Fail("--min_sample_interval_ms/--max_sample_interval_ms: need 0 < min <= max");
   }
@@ -213,6 +219,7 @@ int main(int argc, char** argv) {
   options.pipeline.reclaim_event_min =
       absl::Microseconds(absl::GetFlag(FLAGS_reclaim_event_min_us));
   options.pipeline.usage_interval = absl::Seconds(usage_s);
+  options.pipeline.runtime_scan_interval = absl::Seconds(runtime_scan_s);
   options.pipeline.min_sample_interval = absl::Milliseconds(min_sample_ms);
   options.pipeline.max_sample_interval = absl::Milliseconds(max_sample_ms);
   options.pipeline.emit_process_events = absl::GetFlag(FLAGS_process_events);

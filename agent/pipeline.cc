@@ -27,6 +27,8 @@ constexpr size_t kMaxKmsgSummaries = 256;
 constexpr size_t kRestartPriorsMax = kMaxStoredPriors;
 // Reclaim passes are folded into their cgroups at least this often (record time, ns).
 constexpr uint64_t kReclaimFoldNs = 10'000'000;
+// An exec in a cgroup brings its runtime scan forward, but not sooner than this after the last.
+constexpr absl::Duration kExecRescanMin = absl::Seconds(5);
 
 std::string CommOf(const char (&comm)[TAPIO_COMM_LEN]) { return std::string(bpf::CommView(comm)); }
 
@@ -91,7 +93,8 @@ Pipeline::Pipeline(PipelineOptions options, CgroupLayout layout, EventBus* bus,
       bus_(bus),
       resolver_(resolver),
       params_(params),
-      paths_(layout_.id_root()) {}
+      paths_(layout_.id_root()),
+      host_memory_bytes_(RuntimeCapScanner::HostMemoryBytes(options_.proc_root)) {}
 
 std::shared_ptr<const WorkloadIdentity> Pipeline::IdentityFor(uint64_t cgroup_id) {
   // Ingest-thread cache: most records hit it, with no lock. Entries are re-resolved after
@@ -461,6 +464,7 @@ void Pipeline::OnProcRecord(const tapio_proc_record& r, int64_t boot_to_unix_ns)
     bool moved = false;
     processes_.Upsert(r.hdr.pid, r.hdr.cgroup_id, r.start_time_ns, &moved);
     if (moved) TrackCgroup(r.hdr.cgroup_id);
+    if (r.hdr.type == TAPIO_REC_PROC_EXEC) exec_tally_.insert(r.hdr.cgroup_id);
   }
   if (!options_.emit_process_events) return;
   if (!Wanted(EventKind::kProcessLifecycle, Severity::kDebug)) return;
@@ -510,7 +514,7 @@ void Pipeline::FoldTalliesEvery(uint64_t record_ts_ns) {
 }
 
 void Pipeline::FoldTallies() {
-  if (reclaim_tally_.empty() && rss_tally_.empty()) return;
+  if (reclaim_tally_.empty() && rss_tally_.empty() && exec_tally_.empty()) return;
   // Distress, or a jump: sample sooner.
   const absl::Time now = absl::Now();
   const absl::Time soon = now + options_.min_sample_interval;
@@ -546,6 +550,11 @@ void Pipeline::FoldTallies() {
     }
   }
   rss_tally_.clear();
+  for (uint64_t cgroup_id : exec_tally_) {
+    auto it = cgroups_.find(cgroup_id);
+    if (it != cgroups_.end()) it->second.exec_since_scan = true;
+  }
+  exec_tally_.clear();
   if (triggered != 0) {
     absl::MutexLock counters_lock(&counters_mu_);
     counters_.jump_triggered_samples += triggered;
@@ -599,6 +608,7 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
   struct Due {
     uint64_t id;
     TrackedCgroup* cg;
+    bool after_exec = false;
     absl::StatusOr<CgroupMemoryStat> stat = absl::UnknownError("not read");
   };
   std::vector<Due> due;
@@ -607,10 +617,16 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
     for (auto& [id, cg] : cgroups_) {
       if (cg.next_sample > now) continue;
       cg.next_sample = now + options_.max_sample_interval;  // until the reading says otherwise
-      due.push_back(Due{id, &cg});
+      const bool after_exec = cg.exec_since_scan && now >= cg.last_runtime_scan + kExecRescanMin;
+      if (after_exec) cg.exec_since_scan = false;
+      due.push_back(Due{id, &cg, after_exec});
     }
   }
-  for (Due& d : due) d.stat = ReadCgroup(*d.cg);
+  RuntimeScanCounters scan_counters;
+  for (Due& d : due) {
+    d.stat = ReadCgroup(*d.cg);
+    if (d.stat.ok()) ScanRuntimes(*d.cg, *d.stat, now, d.after_exec, &scan_counters);
+  }
   absl::Time next = now + options_.max_sample_interval;
   std::vector<uint64_t> gone;
   {
@@ -637,6 +653,13 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
     }
     absl::MutexLock counters_lock(&counters_mu_);
     counters_.cgroups_tracked = cgroups_.size();
+    RuntimeScanCounters& rs = counters_.runtime_scan;
+    rs.scans += scan_counters.scans;
+    rs.processes_read += scan_counters.processes_read;
+    rs.processes_vanished += scan_counters.processes_vanished;
+    rs.environ_unreadable += scan_counters.environ_unreadable;
+    rs.parse_errors += scan_counters.parse_errors;
+    rs.deferred += scan_counters.deferred;
   }
   if (on_cgroup_gone_) {
     for (uint64_t id : gone) on_cgroup_gone_(id);
@@ -757,6 +780,27 @@ absl::StatusOr<CgroupMemoryStat> Pipeline::ReadCgroup(TrackedCgroup& cg) {
   return stat;
 }
 
+void Pipeline::ScanRuntimes(TrackedCgroup& cg, const CgroupMemoryStat& stat, absl::Time now,
+                            bool after_exec, RuntimeScanCounters* counters) {
+  // An unlimited cgroup has no limit for a heap cap to be measured against (and a host's
+  // unlimited slices hold most of its processes).
+  if (options_.runtime_scan_interval <= absl::ZeroDuration() || stat.effective_limit_bytes == 0 ||
+      (now < cg.next_runtime_scan && !after_exec)) {
+    return;
+  }
+  cg.last_runtime_scan = now;
+  cg.next_runtime_scan = now + options_.runtime_scan_interval;
+  if (cg.runtime_scanner == nullptr) {
+    cg.runtime_scanner = std::make_unique<RuntimeCapScanner>(options_.proc_root);
+  }
+  RuntimeMemory memory;
+  memory.limit_bytes = stat.effective_limit_bytes;
+  memory.host_bytes = host_memory_bytes_;
+  auto summary = cg.runtime_scanner->Scan(layout_.MemoryDir(cg.path), memory, after_exec, counters);
+  // Gone since the reading: the next reading says so. The last summary stands meanwhile.
+  if (summary.ok()) cg.runtime = *summary;
+}
+
 void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,
                            absl::Time now) {
   {
@@ -769,6 +813,8 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   const auto identity = resolver_->Resolve(cgroup_id, cg.path);
   cg.state.identity = identity;
   cg.state.usage = UsageFrom(stat);
+  cg.state.usage.runtime = std::string(RuntimeKindName(cg.runtime.kind));
+  cg.state.usage.runtime_heap_cap_bytes = cg.runtime.cap_bytes;
   cg.state.oom_kills = stat.oom_kills;
   cg.state.last_sample_unix_ns = now_unix_ns;
 
@@ -790,6 +836,7 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   sample.psi_some_avg10 = stat.psi_some_avg10;
   sample.psi_full_avg10 = stat.psi_full_avg10;
   sample.reclaim_stall_ns = cg.reclaim_total_ns;
+  sample.runtime_heap_cap_bytes = cg.runtime.cap_bytes;
   // The restart prior, once the identity says which workload this is (a container the runtime
   // does not know yet is looked up at a later sample). An identity that changes later may name
   // the workload only then (the container was listed before its pod's sandbox; the kubelet's

@@ -32,6 +32,7 @@
 #include "agent/core/event_bus.h"
 #include "agent/core/kmsg.h"
 #include "agent/core/process_table.h"
+#include "agent/core/runtime_scan.h"
 #include "agent/predict/model_params.h"
 #include "agent/predict/predictor.h"
 #include "agent/predict/trace.h"
@@ -87,6 +88,11 @@ struct PipelineOptions {
   // (agent/predict/trace.h, JSON lines) to <trace_dir>/<cgroup id>.jsonl, labelled with the
   // kernel's OOM kill when one happens: the real-kernel corpus for tapio-eval.
   std::string trace_dir;
+  // How often the processes of a limited cgroup are looked at for managed runtimes and their
+  // heap caps (agent/core/runtime_scan.h): the first reading with a limit, then at this
+  // interval. Zero: never.
+  absl::Duration runtime_scan_interval = absl::Seconds(30);
+  std::string proc_root = "/proc";
   // Sample the hierarchy root too (normally not: it has no limit to predict against).
   bool sample_root = false;
   uint32_t page_size = 4096;
@@ -125,6 +131,7 @@ struct PipelineCounters {
   // Debug events (RSS changes, process lifecycle) not built because no consumer asked for them
   // (EventBus::Wants): not a loss, nothing would have received them.
   uint64_t events_not_built = 0;
+  RuntimeScanCounters runtime_scan;  // the runtime heap cap scans, summed over cgroups
   uint64_t processes = 0;
   uint64_t cgroups_tracked = 0;
 };
@@ -216,6 +223,14 @@ class Pipeline {
     // The identity restart_key was taken from: a later one (the pod's sandbox or the kubelet's
     // ownerReferences learnt after the container) may name the workload, and is keyed again.
     std::shared_ptr<const WorkloadIdentity> keyed_identity;
+    // Sampler thread only (like reader): written without the lock, read by ApplySample.
+    std::unique_ptr<RuntimeCapScanner> runtime_scanner;
+    absl::Time next_runtime_scan = absl::InfinitePast();
+    absl::Time last_runtime_scan = absl::InfinitePast();
+    RuntimeCapSummary runtime;
+    // Under the lock: a process exec'd here (FoldTallies). Taken by the next reading at least
+    // kExecRescanMin after the last scan, so that a shell loop's execs do not rescan every reading.
+    bool exec_since_scan = false;
     ContainerState state;
   };
 
@@ -251,6 +266,12 @@ class Pipeline {
   void TrackCgroup(uint64_t cgroup_id);
   // Sampler thread, without the cgroup table lock: opens/reads the cgroup's memory files.
   absl::StatusOr<CgroupMemoryStat> ReadCgroup(TrackedCgroup& cg);
+  // Sampler thread, without the lock, after a good reading: the cgroup's runtimes and heap caps
+  // when a scan is due (RuntimeCapScanner), into cg.runtime.
+  // `after_exec`: a process exec'd in it since the last scan; scan now, and read again the
+  // processes that were no runtime.
+  void ScanRuntimes(TrackedCgroup& cg, const CgroupMemoryStat& stat, absl::Time now,
+                    bool after_exec, RuntimeScanCounters* counters);
   // Sampler thread, under the lock: state, predictor, trace, events.
   void ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,
                    absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(cgroups_mu_);
@@ -270,6 +291,7 @@ class Pipeline {
   std::function<void(uint64_t)> on_cgroup_gone_;
   const predict::ModelParams* const params_;
   CgroupPathResolver paths_;
+  const uint64_t host_memory_bytes_;  // MemTotal, for runtimes sized from the host's memory
 
   // Ingest-thread state.
   ProcessTable processes_;
@@ -292,6 +314,8 @@ class Pipeline {
   // Net RSS moves per cgroup (snapshots and rss_stat records) since the last fold, for the jump
   // trigger (ModelParams::jump_trigger_fraction); folded with the reclaim tally.
   absl::flat_hash_map<uint64_t, int64_t> rss_tally_;
+  // cgroups with an exec since the last fold: their runtimes are scanned again at the next reading.
+  absl::flat_hash_set<uint64_t> exec_tally_;
   uint64_t reclaim_folded_at_ns_ = 0;  // record time (CLOCK_BOOTTIME) of the last fold
 
   mutable absl::Mutex cgroups_mu_;

@@ -45,10 +45,16 @@ std::string Detail(const v1::Event& e) {
   switch (e.payload_case()) {
     case v1::Event::kMemoryUsage: {
       const auto& m = e.memory_usage();
-      return absl::StrCat("usage=", HumanBytes(m.usage_bytes()),
-                          " working_set=", HumanBytes(m.working_set_bytes()),
-                          " non_reclaimable=", HumanBytes(m.non_reclaimable_bytes()),
-                          " limit=", m.limit_bytes() ? HumanBytes(m.limit_bytes()) : "none");
+      std::string out = absl::StrCat(
+          "usage=", HumanBytes(m.usage_bytes()), " working_set=", HumanBytes(m.working_set_bytes()),
+          " non_reclaimable=", HumanBytes(m.non_reclaimable_bytes()),
+          " limit=", m.limit_bytes() ? HumanBytes(m.limit_bytes()) : "none");
+      if (!m.runtime().empty()) {
+        absl::StrAppend(
+            &out, " ", m.runtime(), " heap_cap=",
+            m.runtime_heap_cap_bytes() ? HumanBytes(m.runtime_heap_cap_bytes()) : "unknown");
+      }
+      return out;
     }
     case v1::Event::kRssChange: {
       const auto& r = e.rss_change();

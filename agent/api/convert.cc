@@ -161,6 +161,8 @@ void MemoryUsageToProto(const MemoryUsage& in, v1::MemoryUsage* out) {
   out->set_non_reclaimable_bytes(in.non_reclaimable_bytes);
   out->set_swap_bytes(in.swap_bytes);
   out->set_limit_bytes(in.limit_bytes);
+  out->set_runtime(in.runtime);
+  out->set_runtime_heap_cap_bytes(in.runtime_heap_cap_bytes);
 }
 
 void OomPredictionToProto(const OomPrediction& in, v1::OomPrediction* out) {

@@ -66,6 +66,11 @@ struct MemoryUsage {
   uint64_t non_reclaimable_bytes = 0;  // anon + shmem + unreclaimable kernel: what OOM kills on
   uint64_t swap_bytes = 0;
   uint64_t limit_bytes = 0;  // effective: smallest along the ancestors
+  // The managed runtimes in the cgroup and how far their own settings let their heaps grow
+  // (agent/core/runtime_cap.h): "jvm", "node", "memcached", or "" when none was found; the sum
+  // of their known heap caps, 0 when none is known.
+  std::string runtime;
+  uint64_t runtime_heap_cap_bytes = 0;
 };
 
 // A process's RSS moved past the threshold (tp_btf/rss_stat) or a task-iterator snapshot.

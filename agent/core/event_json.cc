@@ -20,7 +20,9 @@ json PayloadToJson(const MemoryUsage& u) {
           {"kernel_unreclaimable_bytes", u.kernel_unreclaimable_bytes},
           {"non_reclaimable_bytes", u.non_reclaimable_bytes},
           {"swap_bytes", u.swap_bytes},
-          {"limit_bytes", u.limit_bytes}};
+          {"limit_bytes", u.limit_bytes},
+          {"runtime", u.runtime},
+          {"runtime_heap_cap_bytes", u.runtime_heap_cap_bytes}};
 }
 
 json PayloadToJson(const RssChange& r) {

@@ -51,6 +51,7 @@ struct SeriesAggregate {
   double non_reclaimable_bytes = 0;
   double limit_bytes = 0;
   bool any_unlimited = false;
+  double runtime_heap_cap_bytes = 0;  // sum of the known caps; 0: none known
   double oom_kills_total = 0;
   double limit_hits_total = 0;
   double reclaim_stalls_total = 0;
@@ -248,6 +249,7 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
         a.non_reclaimable_bytes += c.usage.non_reclaimable_bytes;
         if (c.usage.limit_bytes == 0) a.any_unlimited = true;
         a.limit_bytes += c.usage.limit_bytes;
+        a.runtime_heap_cap_bytes += c.usage.runtime_heap_cap_bytes;
       }
       a.oom_kills_total += c.oom_kills_total;
       a.limit_hits_total += c.limit_hits_total;
@@ -347,6 +349,13 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
                               "Effective memory limit (smallest along the ancestors), 0 when "
                               "unlimited, as cAdvisor container_spec_memory_limit_bytes.",
                               MetricType::Gauge);
+  MetricFamily heap_cap =
+      Family("tapio_container_runtime_heap_cap_bytes",
+             "Heap cap the container's managed runtimes are given by their own settings (JVM -Xmx "
+             "or its default sizing, Node.js --max-old-space-size, memcached -m), summed; present "
+             "only when one is known. Above the memory limit, the heap may grow into the OOM "
+             "killer.",
+             MetricType::Gauge);
   MetricFamily psi_some = Family("tapio_container_memory_pressure_some_ratio",
                                  "Memory PSI some avg10 as a ratio: share of the last 10 s in "
                                  "which at least one task stalled on memory.",
@@ -370,6 +379,9 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
     const auto l = labels_of(key);
     if (a.has_usage) {
       limit.metric.push_back(Sample(l, MetricType::Gauge, a.any_unlimited ? 0 : a.limit_bytes));
+      if (a.runtime_heap_cap_bytes > 0) {
+        heap_cap.metric.push_back(Sample(l, MetricType::Gauge, a.runtime_heap_cap_bytes));
+      }
     }
     if (a.psi_some >= 0) psi_some.metric.push_back(Sample(l, MetricType::Gauge, a.psi_some / 100));
     if (a.psi_full >= 0) psi_full.metric.push_back(Sample(l, MetricType::Gauge, a.psi_full / 100));
@@ -382,6 +394,7 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
     }
   }
   add_family(std::move(limit));
+  add_family(std::move(heap_cap));
   add_family(std::move(psi_some));
   add_family(std::move(psi_full));
   add_family(std::move(risk));
@@ -460,6 +473,26 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
          "cgroup readings brought forward because BPF saw its RSS grow by jump_trigger_fraction "
          "of the limit since the last reading.",
          MetricType::Counter, health.jump_triggered_samples_total);
+  {
+    const RuntimeScanCounters& rs = health.runtime_scan;
+    single("tapio_agent_runtime_scans_total",
+           "Reads of a memory-limited cgroup's processes for managed runtimes and heap caps.",
+           MetricType::Counter, rs.scans);
+    MetricFamily f = Family("tapio_agent_runtime_scan_processes_total",
+                            "Processes met by the runtime scans, by what came of them: read, "
+                            "vanished (gone before their /proc files were read), "
+                            "environ_unreadable (command line only), parse_error (a heap cap "
+                            "value not understood: cap unknown), deferred (over the per-scan "
+                            "bound; read at the next scan).",
+                            MetricType::Counter);
+    for (const auto& [result, value] :
+         {std::pair{"read", rs.processes_read}, std::pair{"vanished", rs.processes_vanished},
+          std::pair{"environ_unreadable", rs.environ_unreadable},
+          std::pair{"parse_error", rs.parse_errors}, std::pair{"deferred", rs.deferred}}) {
+      f.metric.push_back(Sample({{"result", result}}, MetricType::Counter, value));
+    }
+    add_family(std::move(f));
+  }
   single("tapio_agent_events_not_built_total",
          "Records not turned into an event because no subscriber, output or metrics feed asks for "
          "their kind and severity (work saved, not a loss).",

@@ -52,6 +52,7 @@
 #include "absl/time/time.h"
 #include "agent/core/event.h"
 #include "agent/core/event_bus.h"
+#include "agent/core/runtime_scan.h"
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
@@ -91,6 +92,7 @@ struct AgentHealth {
   uint64_t prior_store_errors_total = 0;  // --prior_state_file unreadable, malformed, unwritable
   uint64_t jump_triggered_samples_total = 0;  // readings brought forward by the RSS jump trigger
   uint64_t events_not_built_total = 0;        // records no consumer wanted as events (no loss)
+  RuntimeScanCounters runtime_scan;           // Pipeline's runtime heap cap scans
   bool bpf_stats_enabled = false;             // whether run_count/run_time_ns are meaningful
   std::vector<BpfProgram> bpf_programs;
   std::string version;  // agent version, for tapio_agent_build_info

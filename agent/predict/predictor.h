@@ -51,6 +51,10 @@ struct MemorySample {
   double psi_some_avg10 = -1;  // percent; -1 when absent
   double psi_full_avg10 = -1;
   uint64_t reclaim_stall_ns = 0;  // cumulative memcg reclaim time from BPF; 0 if unknown
+  // Sum of the heap caps of the managed runtimes in the cgroup (agent/core/runtime_cap.h); 0 when
+  // none is known. Recorded in traces for evaluation; no model reads it yet (docs/prediction.md,
+  // "Runtime heap caps").
+  uint64_t runtime_heap_cap_bytes = 0;
 };
 
 // anon + shmem + unreclaimable kernel memory, saturating.

@@ -31,6 +31,9 @@ constexpr U64Field kU64Fields[] = {
     {"reclaim_stall_ns", &MemorySample::reclaim_stall_ns},
 };
 constexpr size_t kSampleFieldCount = std::size(kU64Fields) + 3;  // + time_ms and two PSI
+// Optional (absent = 0, written only when set): traces recorded before the agent read runtime
+// heap caps have none.
+constexpr char kRuntimeCapKey[] = "runtime_heap_cap_bytes";
 
 absl::Status LineError(size_t line, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", what));
@@ -40,9 +43,12 @@ absl::Status ParseSample(const nlohmann::json& j, size_t line, MemorySample* s) 
   for (const auto& [key, value] : j.items()) {
     bool known = key == "time_ms" || key == "psi_some_avg10" || key == "psi_full_avg10";
     for (const U64Field& f : kU64Fields) known = known || key == f.key;
-    if (!known) return LineError(line, absl::StrCat("unknown field '", key, "'"));
+    if (!known && key != kRuntimeCapKey) {
+      return LineError(line, absl::StrCat("unknown field '", key, "'"));
+    }
   }
-  if (j.size() != kSampleFieldCount) {
+  const bool has_cap = j.contains(kRuntimeCapKey);
+  if (j.size() != kSampleFieldCount + (has_cap ? 1 : 0)) {
     for (const char* key : {"time_ms", "psi_some_avg10", "psi_full_avg10"}) {
       if (!j.contains(key)) return LineError(line, absl::StrCat("field '", key, "': missing"));
     }
@@ -59,6 +65,15 @@ absl::Status ParseSample(const nlohmann::json& j, size_t line, MemorySample* s) 
       return LineError(line, absl::StrCat("field '", f.key, "': expected a non-negative integer"));
     }
     s->*f.member = v.get<uint64_t>();
+  }
+  s->runtime_heap_cap_bytes = 0;
+  if (has_cap) {
+    const auto& v = j[kRuntimeCapKey];
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
+      return LineError(
+          line, absl::StrCat("field '", kRuntimeCapKey, "': expected a non-negative integer"));
+    }
+    s->runtime_heap_cap_bytes = v.get<uint64_t>();
   }
   for (auto [key, member] : {std::pair{"psi_some_avg10", &MemorySample::psi_some_avg10},
                              std::pair{"psi_full_avg10", &MemorySample::psi_full_avg10}}) {
@@ -132,6 +147,7 @@ std::string SampleToJsonLine(const MemorySample& s) {
   for (const U64Field& f : kU64Fields) j[f.key] = s.*f.member;
   j["psi_some_avg10"] = s.psi_some_avg10;
   j["psi_full_avg10"] = s.psi_full_avg10;
+  if (s.runtime_heap_cap_bytes != 0) j[kRuntimeCapKey] = s.runtime_heap_cap_bytes;
   return j.dump();
 }
 

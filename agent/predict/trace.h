@@ -6,7 +6,8 @@
 //                     "file_bytes":...,"active_file_bytes":...,"inactive_file_bytes":...,
 //                     "shmem_bytes":...,"kernel_unreclaimable_bytes":...,"swap_bytes":...,
 //                     "limit_hits":...,"oom_kills":...,"psi_some_avg10":-1,"psi_full_avg10":-1,
-//                     "reclaim_stall_ns":...}               (every field required)
+//                     "reclaim_stall_ns":...}               (every field required, but
+//                     "runtime_heap_cap_bytes":..., written only when non-zero)
 //            label   {"label":{"oom_time_ms":1234567}}     (optional, any line after the
 //                     header; sets the OOM time, for recorders that learn it at the end)
 // Sample times strictly increase. Blank lines are ignored. Any other line is an error naming

@@ -67,6 +67,45 @@ TEST_F(AgentKernelTest, ReportsRssOfAProcessInItsCgroupWithinFivePercent) {
   EXPECT_NE((*agent)->Log().find("final: events"), std::string::npos) << (*agent)->Log();
 }
 
+TEST_F(AgentKernelTest, AJvmsHeapCapComesWithItsCgroupsUsage) {
+  // A real JVM (scripts/install-deps.sh installs it for the tests) whose -Xmx is twice its
+  // cgroup's limit: the heap it is allowed can only end in the OOM killer.
+  ASSERT_EQ(access("/usr/bin/java", X_OK), 0) << "java missing: scripts/install-deps.sh test";
+  const std::string source = ::testing::TempDir() + "/TapioSleep.java";
+  {
+    FILE* f = fopen(source.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    fputs(
+        "public class TapioSleep { public static void main(String[] a) throws Exception {"
+        " System.out.println(\"ready\"); System.out.flush(); Thread.sleep(120000); } }\n",
+        f);
+    fclose(f);
+  }
+  auto agent = AgentProcess::Start({"--usage_interval_s=1", "--summary_interval_s=0",
+                                    "--runtime_scan_interval_s=2", "--process_events=false"});
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  TestCgroupOptions o;
+  o.limit_bytes = 256 << 20;
+  auto cg = TestCgroup::Create(o);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  SpawnOptions so;
+  so.capture_stdout = true;
+  // Source-file mode: java compiles it in memory, no build step.
+  auto child = (*cg)->Spawn({"/usr/bin/java", "-Xmx512m", "-XX:+UseSerialGC", source}, so);
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_TRUE(child->WaitForLine("ready", absl::Seconds(60)).ok());
+  auto e = (*agent)->WaitFor(
+      [&](const json& e) {
+        return IsType(e, "memory_usage") && e["cgroup_id"] == (*cg)->cgroup2_id() &&
+               e["memory_usage"]["runtime"] == "jvm";
+      },
+      absl::Seconds(20));
+  ASSERT_TRUE(e.ok()) << "no memory_usage naming the JVM\n" << (*agent)->Log();
+  EXPECT_EQ((*e)["memory_usage"]["runtime_heap_cap_bytes"].get<uint64_t>(), 512u << 20);
+  EXPECT_EQ((*e)["memory_usage"]["limit_bytes"].get<uint64_t>(), 256u << 20);
+  std::remove(source.c_str());
+}
+
 TEST_F(AgentKernelTest, EveryOomKillIsReportedOnceWithTheVictimsIdentity) {
   auto agent = AgentProcess::Start({"--summary_interval_s=0", "--process_events=false"});
   ASSERT_TRUE(agent.ok()) << agent.status();

@@ -728,5 +728,126 @@ TEST_F(PipelineRestartTest, ARunThatWasOomKilledLeavesNoPrior) {
   EXPECT_EQ(pipeline_->counters().restart_priors_applied, 1u);
 }
 
+// The runtime heap cap scan on a fixture cgroup2 tree and /proc written by the test.
+class PipelineRuntimeTest : public ::testing::Test {
+ protected:
+  PipelineRuntimeTest() : root_(::testing::TempDir() + "/runtime-" + std::to_string(getpid())) {
+    std::filesystem::remove_all(root_);
+    std::filesystem::create_directories(root_ + "/cg");
+    std::filesystem::create_directories(root_ + "/proc");
+    std::filesystem::create_directories(root_ + "/traces");
+    Write(root_ + "/cg/cgroup.controllers", "memory\n");
+    layout_.unified_root = root_ + "/cg";
+    layout_.memory_on_unified = true;
+    options_.proc_root = root_ + "/proc";
+    options_.trace_dir = root_ + "/traces";
+    options_.monotonic_ms = [this] { return absl::ToUnixMillis(now_); };
+    options_.usage_interval = absl::Seconds(1);
+    pipeline_ = std::make_unique<Pipeline>(options_, layout_, &bus_, &resolver_, &params_);
+    sub_ = bus_.Subscribe(nullptr, 1024);
+  }
+  ~PipelineRuntimeTest() override { std::filesystem::remove_all(root_); }
+
+  static void Write(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+  }
+  // A container cgroup `name` at `limit` ("max" when 0) holding `pids`; returns its id.
+  uint64_t MakeCgroup(const std::string& name, uint64_t limit, const std::vector<int>& pids) {
+    const std::string dir = root_ + "/cg/" + name;
+    std::filesystem::create_directories(dir);
+    Write(dir + "/memory.max", limit == 0 ? std::string("max\n") : absl::StrCat(limit, "\n"));
+    Write(dir + "/memory.current", "104857600\n");
+    Write(dir + "/memory.stat", "anon 94371840\nfile 10485760\nshmem 0\n");
+    Write(dir + "/memory.events", "max 0\noom 0\noom_kill 0\n");
+    std::string procs;
+    for (int pid : pids) absl::StrAppend(&procs, pid, "\n");
+    Write(dir + "/cgroup.procs", procs);
+    struct stat st;
+    EXPECT_EQ(stat(dir.c_str(), &st), 0);
+    return st.st_ino;
+  }
+  void SetCmdline(int pid, const std::vector<std::string>& argv) {
+    const std::string dir = absl::StrCat(root_, "/proc/", pid);
+    std::filesystem::create_directories(dir);
+    std::string text;
+    for (const auto& a : argv) absl::StrAppend(&text, a, std::string(1, '\0'));
+    Write(dir + "/cmdline", text);
+    Write(dir + "/environ", "");
+  }
+  void Exec(uint64_t cgroup_id, uint32_t pid) {
+    tapio_proc_record exec{};
+    exec.hdr = Header(TAPIO_REC_PROC_EXEC, pid, cgroup_id, "app");
+    pipeline_->HandleRecord(&exec, sizeof(exec), 0);
+    pipeline_->FlushPendingOoms(absl::Now(), false);  // folds the exec tally
+  }
+  // The last memory_usage event of the cgroup since the previous call.
+  std::optional<MemoryUsage> Usage(uint64_t cgroup_id) {
+    std::optional<MemoryUsage> out;
+    while (EventPtr e = sub_->Next(absl::ZeroDuration())) {
+      if (e->kind() == EventKind::kMemoryUsage && e->identity->cgroup_id == cgroup_id) {
+        out = std::get<MemoryUsage>(e->payload);
+      }
+    }
+    return out;
+  }
+
+  const std::string root_;
+  CgroupLayout layout_;
+  PipelineOptions options_;
+  EventBus bus_{1024};
+  PathIdentityResolver resolver_;
+  predict::ModelParams params_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::shared_ptr<EventBus::Subscription> sub_;
+  absl::Time now_ = absl::Now();
+};
+
+TEST_F(PipelineRuntimeTest, AJvmsHeapCapComesWithItsContainersUsageAndInItsTrace) {
+  SetCmdline(4242, {"/usr/bin/java", "-Xmx512m", "-jar", "app.jar"});
+  const uint64_t id = MakeCgroup("box", 256 << 20, {4242});
+  Exec(id, 4242);
+  pipeline_->SampleDue(now_);
+  auto usage = Usage(id);
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_EQ(usage->runtime, "jvm");
+  EXPECT_EQ(usage->runtime_heap_cap_bytes, 512u << 20);
+  EXPECT_EQ(usage->limit_bytes, 256u << 20);
+  EXPECT_EQ(pipeline_->counters().runtime_scan.scans, 1u);
+  // The recorder keeps it with each sample, for evaluating models that use it.
+  auto trace = predict::ReadTraceFile(absl::StrCat(root_, "/traces/", id, ".jsonl"));
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  ASSERT_FALSE(trace->samples.empty());
+  EXPECT_EQ(trace->samples.back().runtime_heap_cap_bytes, 512u << 20);
+}
+
+TEST_F(PipelineRuntimeTest, AnEntrypointThatExecsAJvmIsReadAgainAfterTheExec) {
+  SetCmdline(5000, {"/bin/sh", "/entrypoint.sh"});
+  const uint64_t id = MakeCgroup("box", 256 << 20, {5000});
+  Exec(id, 5000);
+  pipeline_->SampleDue(now_);
+  EXPECT_EQ(Usage(id)->runtime, "");
+  SetCmdline(5000, {"java", "-Xmx300m", "Main"});
+  // No exec seen: the next readings, before the scan interval, keep the old answer.
+  now_ += absl::Seconds(6);
+  pipeline_->SampleDue(now_);
+  EXPECT_EQ(Usage(id)->runtime, "");
+  Exec(id, 5000);
+  now_ += absl::Seconds(6);
+  pipeline_->SampleDue(now_);
+  auto usage = Usage(id);
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_EQ(usage->runtime, "jvm");
+  EXPECT_EQ(usage->runtime_heap_cap_bytes, 300u << 20);
+}
+
+TEST_F(PipelineRuntimeTest, AnUnlimitedCgroupIsNotScanned) {
+  SetCmdline(6000, {"java", "-Xmx512m", "Main"});
+  const uint64_t id = MakeCgroup("free", 0, {6000});
+  Exec(id, 6000);
+  pipeline_->SampleDue(now_);
+  EXPECT_EQ(Usage(id)->runtime, "");
+  EXPECT_EQ(pipeline_->counters().runtime_scan.scans, 0u);
+}
+
 }  // namespace
 }  // namespace tapio

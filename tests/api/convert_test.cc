@@ -148,7 +148,7 @@ TEST(ConvertTest, PredictionUsagePressureLifecycleLostFields) {
   EXPECT_EQ(out.oom_prediction().limit_bytes(), 20u);
   EXPECT_DOUBLE_EQ(out.oom_prediction().growth_bytes_per_second(), 2.5);
 
-  MemoryUsage u{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  MemoryUsage u{1, 2, 3, 4, 5, 6, 7, 8, 9, "jvm", 10};
   e.payload = u;
   EventToProto(e, "", &out);
   const auto& mu = out.memory_usage();
@@ -161,6 +161,8 @@ TEST(ConvertTest, PredictionUsagePressureLifecycleLostFields) {
   EXPECT_EQ(mu.non_reclaimable_bytes(), 7u);
   EXPECT_EQ(mu.swap_bytes(), 8u);
   EXPECT_EQ(mu.limit_bytes(), 9u);
+  EXPECT_EQ(mu.runtime(), "jvm");
+  EXPECT_EQ(mu.runtime_heap_cap_bytes(), 10u);
 
   MemoryPressure mp{3, 4000, 2000, 1.5, 0.5, 2};
   e.payload = mp;

@@ -7,6 +7,7 @@ namespace tapio::cli {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(TapioctlFormatTest, AllowFlagsFormOneSelectorAndEachExcludeItsOwn) {
   WatchFlags flags;
@@ -80,6 +81,18 @@ TEST(TapioctlFormatTest, LostEventsRowShowsTheGap) {
   lost->set_first_seq(100);
   lost->set_last_seq(111);
   EXPECT_THAT(EventTableRow(e), HasSubstr("LOST 12 events (subscriber_queue) seq 100..111"));
+}
+
+TEST(TapioctlFormatTest, UsageRowNamesTheRuntimeAndItsHeapCapOnlyWhenThereIsOne) {
+  v1::Event e;
+  auto* u = e.mutable_memory_usage();
+  u->set_usage_bytes(100LL << 20);
+  u->set_limit_bytes(256LL << 20);
+  EXPECT_THAT(EventTableRow(e), Not(HasSubstr("heap_cap")));
+  u->set_runtime("jvm");
+  EXPECT_THAT(EventTableRow(e), HasSubstr("limit=256.0MiB jvm heap_cap=unknown"));
+  u->set_runtime_heap_cap_bytes(512LL << 20);
+  EXPECT_THAT(EventTableRow(e), HasSubstr("limit=256.0MiB jvm heap_cap=512.0MiB"));
 }
 
 }  // namespace

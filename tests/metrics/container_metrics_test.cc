@@ -5,6 +5,7 @@
 #include <sstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/text_serializer.h"
@@ -291,6 +292,44 @@ TEST_F(ContainerMetricsTest, HealthIsPulledFromProviderAtEveryScrape) {
   text = Text(**m);
   EXPECT_THAT(text, HasSubstr("tapio_agent_events_received_total{source=\"ringbuf\"} 1002"));
   EXPECT_EQ(calls, 2);
+}
+
+TEST_F(ContainerMetricsTest, AHeapCapIsExposedOnlyForContainersWithOne) {
+  auto m = Make();
+  m->Observe(Usage(Pod(7, "shop", "cart-1", "app"), 5000, 256 << 20));
+  Event jvm = Usage(Pod(8, "shop", "cart-2", "app"), 5000, 256 << 20);
+  std::get<MemoryUsage>(jvm.payload).runtime = "jvm";
+  std::get<MemoryUsage>(jvm.payload).runtime_heap_cap_bytes = 512 << 20;
+  m->Observe(jvm);
+  const std::string text = Text(*m);
+  EXPECT_THAT(text, HasSubstr("tapio_container_runtime_heap_cap_bytes{namespace=\"shop\","
+                              "pod=\"cart-2\",container=\"app\"} 536870912"));
+  EXPECT_THAT(text, Not(HasSubstr("tapio_container_runtime_heap_cap_bytes{namespace=\"shop\","
+                                  "pod=\"cart-1\"")));
+}
+
+TEST_F(ContainerMetricsTest, RuntimeScanCountersAreExposedByResult) {
+  ContainerMetrics::Options o;
+  o.health = [] {
+    AgentHealth h;
+    h.runtime_scan.scans = 11;
+    h.runtime_scan.processes_read = 12;
+    h.runtime_scan.processes_vanished = 13;
+    h.runtime_scan.environ_unreadable = 14;
+    h.runtime_scan.parse_errors = 15;
+    h.runtime_scan.deferred = 16;
+    return h;
+  };
+  auto m = ContainerMetrics::Create(std::move(o));
+  ASSERT_TRUE(m.ok());
+  const std::string text = Text(**m);
+  EXPECT_THAT(text, HasSubstr("tapio_agent_runtime_scans_total 11"));
+  for (const auto& [result, value] :
+       {std::pair{"read", 12}, std::pair{"vanished", 13}, std::pair{"environ_unreadable", 14},
+        std::pair{"parse_error", 15}, std::pair{"deferred", 16}}) {
+    EXPECT_THAT(text, HasSubstr(absl::StrCat("tapio_agent_runtime_scan_processes_total{result=\"",
+                                             result, "\"} ", value)));
+  }
 }
 
 TEST_F(ContainerMetricsTest, NoHealthProviderMeansNoAgentSeries) {

@@ -13,6 +13,7 @@ namespace tapio::predict {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 MemorySample MakeSample(int64_t t) {
   MemorySample s;
@@ -66,6 +67,24 @@ TEST(TraceTest, RoundTripsEveryField) {
   EXPECT_EQ(SampleToJsonLine(out->samples[2]), SampleToJsonLine(in.samples[2]));
   EXPECT_EQ(out->samples[3].reclaim_stall_ns, 123456789u);
   EXPECT_DOUBLE_EQ(out->samples[3].psi_some_avg10, 1.5);
+}
+
+TEST(TraceTest, RuntimeHeapCapIsWrittenOnlyWhenKnownAndReadBack) {
+  Trace in = MakeTrace();
+  EXPECT_THAT(TraceToText(in), Not(HasSubstr("runtime_heap_cap_bytes")));
+  in.samples[1].runtime_heap_cap_bytes = 512u << 20;
+  const std::string text = TraceToText(in);
+  EXPECT_THAT(text, HasSubstr("\"runtime_heap_cap_bytes\":536870912"));
+  absl::StatusOr<Trace> out = ParseTrace(text);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->samples[0].runtime_heap_cap_bytes, 0u);  // absent: a trace from before caps
+  EXPECT_EQ(out->samples[1].runtime_heap_cap_bytes, 512u << 20);
+  const std::string bad =
+      Mutate(text, "\"runtime_heap_cap_bytes\":536870912", "\"runtime_heap_cap_bytes\":-1");
+  EXPECT_THAT(ParseTrace(bad).status().message(), HasSubstr("'runtime_heap_cap_bytes'"));
+  // It does not stand in for a required field.
+  const std::string missing = Mutate(text, "\"swap_bytes\":1,", "");
+  EXPECT_THAT(ParseTrace(missing).status().message(), HasSubstr("'swap_bytes'"));
 }
 
 TEST(TraceTest, NullOomTimeMeansNoOom) {
