@@ -814,7 +814,9 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   cg.state.identity = identity;
   cg.state.usage = UsageFrom(stat);
   cg.state.usage.runtime = std::string(RuntimeKindName(cg.runtime.kind));
-  cg.state.usage.runtime_heap_cap_bytes = cg.runtime.cap_bytes;
+  // A cap of some heaps but not all is no ceiling: reported as unknown.
+  const uint64_t heap_cap_bytes = cg.runtime.unknown_caps == 0 ? cg.runtime.cap_bytes : 0;
+  cg.state.usage.runtime_heap_cap_bytes = heap_cap_bytes;
   cg.state.oom_kills = stat.oom_kills;
   cg.state.last_sample_unix_ns = now_unix_ns;
 
@@ -836,7 +838,7 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   sample.psi_some_avg10 = stat.psi_some_avg10;
   sample.psi_full_avg10 = stat.psi_full_avg10;
   sample.reclaim_stall_ns = cg.reclaim_total_ns;
-  sample.runtime_heap_cap_bytes = cg.runtime.cap_bytes;
+  sample.runtime_heap_cap_bytes = heap_cap_bytes;
   // The restart prior, once the identity says which workload this is (a container the runtime
   // does not know yet is looked up at a later sample). An identity that changes later may name
   // the workload only then (the container was listed before its pod's sandbox; the kubelet's

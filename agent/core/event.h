@@ -68,7 +68,7 @@ struct MemoryUsage {
   uint64_t limit_bytes = 0;  // effective: smallest along the ancestors
   // The managed runtimes in the cgroup and how far their own settings let their heaps grow
   // (agent/core/runtime_cap.h): "jvm", "node", "memcached", or "" when none was found; the sum
-  // of their known heap caps, 0 when none is known.
+  // of their heap caps, 0 when any of them is unknown.
   std::string runtime;
   uint64_t runtime_heap_cap_bytes = 0;
 };

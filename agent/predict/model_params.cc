@@ -47,6 +47,7 @@ const std::vector<Field>& Fields() {
       {"step_max_duration_s", &ModelParams::step_max_duration_s, 0.1, 3600},
       {"step_stale_intervals", &ModelParams::step_stale_intervals, 0.1, 1000},
       {"restart_margin_fraction", &ModelParams::restart_margin_fraction, 0, 1},
+      {"heap_cap_margin_fraction", &ModelParams::heap_cap_margin_fraction, 0, 1},
       {"psi_some_ref", &ModelParams::psi_some_ref, 0.01, 100},
       {"psi_full_ref", &ModelParams::psi_full_ref, 0.01, 100},
       {"stall_fraction_ref", &ModelParams::stall_fraction_ref, 0.0001, 1},

@@ -85,6 +85,14 @@ struct ModelParams {
   // that peak plus this fraction of the limit; memory above it drops the prior (0 = no prior used).
   double restart_margin_fraction = 0.05;
 
+  // --- Heap ceiling: the runtimes' own heap caps (MemorySample::runtime_heap_cap_bytes). ---
+  // A heap capped below the container's limit levels off at its cap: memory at the first reading
+  // that carries the cap plus the cap is how far the container can fill by its heaps; while that
+  // ceiling plus this fraction of the limit is below the limit and memory stays below it, the
+  // trend models do not raise (pressure still does). Memory above it drops the ceiling for good
+  // (growth outside the heaps: native memory, another process); 0 = caps not used.
+  double heap_cap_margin_fraction = 0.05;
+
   // --- Pressure model: limit hits, PSI, reclaim stalls. ---
   // Pressure alone never raises (a thrashing cgroup that does not grow is not going to be
   // killed); under pressure the slow fit needs less evidence (pressure_slow_z), and near the

@@ -350,8 +350,18 @@ Prediction OomPredictor::Update(const MemorySample& s) {
                                y >= prior_peak_mib_ + p.restart_margin_fraction * limit)) {
     prior_peak_mib_ = -1;  // outgrown the previous run, or not comparable with it
   }
-  const bool gated =
-      (sawtooth && y < max_peak + p.breakout_margin_fraction * limit) || prior_peak_mib_ >= 0;
+  // The heap ceiling: set from the first sample with a cap (a new cap sets it again), dropped for
+  // good once memory outgrows it; it gates only while it is below the limit.
+  if (s.runtime_heap_cap_bytes != heap_cap_bytes_ && p.heap_cap_margin_fraction > 0) {
+    heap_cap_bytes_ = s.runtime_heap_cap_bytes;
+    heap_ceiling_mib_ =
+        heap_cap_bytes_ == 0 ? -1 : y + static_cast<double>(heap_cap_bytes_) * kPerMiB;
+  }
+  const double ceiling_top = heap_ceiling_mib_ + p.heap_cap_margin_fraction * limit;
+  if (heap_ceiling_mib_ >= 0 && y >= ceiling_top) heap_ceiling_mib_ = -1;
+  const bool under_ceiling = heap_ceiling_mib_ >= 0 && ceiling_top < limit;
+  const bool gated = (sawtooth && y < max_peak + p.breakout_margin_fraction * limit) ||
+                     prior_peak_mib_ >= 0 || under_ceiling;
 
   // Significance without square roots: slope - z * k * se > 0  <=>  slope > 0 and
   // slope^2 > (z k)^2 var. The square root is only taken for a candidate's confidence.

@@ -17,6 +17,9 @@
 //   restart   SetPriorPeak: the previous run of the same workload levelled off at a peak without
 //             an OOM kill; the trends stay quiet below it (its start-up fill again) until memory
 //             outgrows it.
+//   ceiling   MemorySample::runtime_heap_cap_bytes: heaps capped below the limit cannot fill it
+//             by themselves; the trends stay quiet below memory-when-the-cap-arrived plus the cap
+//             until memory outgrows that.
 //   combiner  raise after raise_consecutive samples with a candidate; clear after clear_hold_s
 //             without one (one kCleared prediction, then kNone); cooldown_s after a clear.
 //
@@ -52,8 +55,7 @@ struct MemorySample {
   double psi_full_avg10 = -1;
   uint64_t reclaim_stall_ns = 0;  // cumulative memcg reclaim time from BPF; 0 if unknown
   // Sum of the heap caps of the managed runtimes in the cgroup (agent/core/runtime_cap.h); 0 when
-  // none is known. Recorded in traces for evaluation; no model reads it yet (docs/prediction.md,
-  // "Runtime heap caps").
+  // none is known or any runtime's is unknown. The heap ceiling (ModelParams) reads it.
   uint64_t runtime_heap_cap_bytes = 0;
 };
 
@@ -167,6 +169,10 @@ class OomPredictor {
   double last_mib_ = -1;  // the previous sample's non-reclaimable level (-1: none since the reset)
   double prior_peak_mib_ = -1;  // SetPriorPeak (-1: none, or dropped)
   uint64_t prior_limit_bytes_ = 0;
+  // Heap ceiling: memory at the first sample carrying the current cap, plus the cap (-1: none,
+  // or dropped for good: outgrown).
+  double heap_ceiling_mib_ = -1;
+  uint64_t heap_cap_bytes_ = 0;  // the cap the ceiling was made from (0: none seen)
 
   // Envelope: ring of recent cycle peaks (time, MiB); the current cycle's extremes.
   int64_t peak_time_ms_[kMaxPeaks] = {};

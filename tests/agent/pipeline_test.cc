@@ -840,6 +840,21 @@ TEST_F(PipelineRuntimeTest, AnEntrypointThatExecsAJvmIsReadAgainAfterTheExec) {
   EXPECT_EQ(usage->runtime_heap_cap_bytes, 300u << 20);
 }
 
+TEST_F(PipelineRuntimeTest, ACapOfSomeHeapsButNotAllIsReportedAsUnknown) {
+  SetCmdline(7000, {"java", "-Xmx128m", "Main"});
+  SetCmdline(7001, {"node", "sidecar.js"});  // no --max-old-space-size: its cap is unknown
+  const uint64_t id = MakeCgroup("box", 256 << 20, {7000, 7001});
+  Exec(id, 7000);
+  pipeline_->SampleDue(now_);
+  auto usage = Usage(id);
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_EQ(usage->runtime, "jvm");
+  EXPECT_EQ(usage->runtime_heap_cap_bytes, 0u);
+  auto trace = predict::ReadTraceFile(absl::StrCat(root_, "/traces/", id, ".jsonl"));
+  ASSERT_TRUE(trace.ok()) << trace.status();
+  EXPECT_EQ(trace->samples.back().runtime_heap_cap_bytes, 0u);
+}
+
 TEST_F(PipelineRuntimeTest, AnUnlimitedCgroupIsNotScanned) {
   SetCmdline(6000, {"java", "-Xmx512m", "Main"});
   const uint64_t id = MakeCgroup("free", 0, {6000});

@@ -295,6 +295,53 @@ TEST_F(OomPredictorTest, ARestartBelowThePreviousRunsPeakDoesNotRaise) {
   EXPECT_EQ(Drive(&ignored, 900 * 1000, 1000, fill).raises, 1);
 }
 
+// The same fill, its runtime's heap cap carried by each sample.
+MemorySample CappedFill(int64_t t, int64_t i, double plateau_mib, uint64_t cap_bytes) {
+  MemorySample s = StartupFill(t, i, plateau_mib);
+  s.runtime_heap_cap_bytes = cap_bytes;
+  return s;
+}
+
+TEST_F(OomPredictorTest, AHeapCappedBelowTheLimitFillingToItsCapDoesNotRaise) {
+  // The fill of ARestartBelowThePreviousRunsPeakDoesNotRaise, which raises without a prior: its
+  // heap may reach 690 MiB, so the container tops out near 18 + 690 MiB of its 1 GiB.
+  OomPredictor capped(&params_);
+  EXPECT_EQ(Drive(&capped, 900 * 1000, 1000,
+                  [](int64_t t, int64_t i) { return CappedFill(t, i, 700, 690 * kMiB); })
+                .raises,
+            0);
+  // A cap that lets the heap past the limit is no ceiling.
+  OomPredictor oversized(&params_);
+  EXPECT_EQ(Drive(&oversized, 900 * 1000, 1000,
+                  [](int64_t t, int64_t i) { return CappedFill(t, i, 700, 1100 * kMiB); })
+                .raises,
+            1);
+  ModelParams off = params_;
+  off.heap_cap_margin_fraction = 0;
+  OomPredictor ignored(&off);
+  EXPECT_EQ(Drive(&ignored, 900 * 1000, 1000,
+                  [](int64_t t, int64_t i) { return CappedFill(t, i, 700, 690 * kMiB); })
+                .raises,
+            1);
+}
+
+TEST_F(OomPredictorTest, MemoryThatOutgrowsItsHeapCeilingIsWarned) {
+  // Heaps capped at 400 MiB, and memory growing 2 MiB/s on to the limit (a leak outside the
+  // heap): above 18 + 400 MiB + 5% of the limit the ceiling is dropped and the trend warns.
+  const double oom_s = (1024.0 - 18.0) / 2;
+  OomPredictor predictor(&params_);
+  DriveResult run =
+      Drive(&predictor, static_cast<int64_t>(oom_s * 1000), 1000, [](int64_t t, int64_t i) {
+        MemorySample s = Sample(t, 10 + 2 * static_cast<double>(t) / 1000 + Noise(i, 2));
+        s.runtime_heap_cap_bytes = 400 * kMiB;
+        return s;
+      });
+  ASSERT_EQ(run.raises, 1);
+  const double crossed_s = (400 + 0.05 * 1024) / 2;  // when the ceiling is outgrown
+  EXPECT_GE(run.first_raise_ms, static_cast<int64_t>(crossed_s * 1000));
+  EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 60);
+}
+
 TEST_F(OomPredictorTest, APriorFromAnotherLimitIsNotUsed) {
   OomPredictor restart(&params_);
   restart.SetPriorPeak(710 * kMiB, 2 * kLimit);
