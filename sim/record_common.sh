@@ -1,4 +1,4 @@
-# Shared by sim/record_negatives.sh and sim/record_positives.sh (sourced, not run): one agent
+# Shared by sim/record_{negatives,positives,steps,caps}.sh (sourced, not run): one agent
 # with --record_traces_dir watching workloads, each in its own memory cgroup below ours (v1
 # memory and the same path in cgroup2, as runtimes do here), and everything cleaned up however
 # the recording ends. The caller sets `out` (output dir), `build` (build dir), `me` (its name,

@@ -87,11 +87,14 @@ struct ModelParams {
 
   // --- Heap ceiling: the runtimes' own heap caps (MemorySample::runtime_heap_cap_bytes). ---
   // A heap capped below the container's limit levels off at its cap: memory at the first reading
-  // that carries the cap plus the cap is how far the container can fill by its heaps; while that
-  // ceiling plus this fraction of the limit is below the limit and memory stays below it, the
-  // trend models do not raise (pressure still does). Memory above it drops the ceiling for good
-  // (growth outside the heaps: native memory, another process); 0 = caps not used.
-  double heap_cap_margin_fraction = 0.05;
+  // that carries the cap plus the cap is how far the container can fill by its heaps. A runtime
+  // adds memory of its own beside its heap (a JVM's metaspace, code cache, GC structures and
+  // thread stacks): this fraction of the cap on top. While that ceiling is below the limit and
+  // memory stays below it, the trend models do not raise (pressure still does). Memory above it
+  // drops the ceiling for good (growth outside the heaps: native memory, another process);
+  // 0 = caps not used. 0.25: a Parallel-GC JVM capped at 192 MiB used 216 MiB (tune recording,
+  // docs/prediction.md "Runtime heap caps").
+  double heap_cap_margin_fraction = 0.25;
 
   // --- Pressure model: limit hits, PSI, reclaim stalls. ---
   // Pressure alone never raises (a thrashing cgroup that does not grow is not going to be

@@ -223,6 +223,51 @@ TEST(GoldenCorpusTest, JvmHeapsRecordedAfterTheStaircaseModelAreWarnedAsMeasured
   EXPECT_EQ(traces.size(), 8u);
 }
 
+// tests/fixtures/predict/steps_caps: the workloads of steps/ recorded again (sim/record_steps.sh,
+// 2026-12-08) by an agent that reads the runtimes' heap caps, which each sample carries; the heap
+// ceiling's margin (heap_cap_margin_fraction) was set on these. Held to what was measured: the
+// capped heaps raise nothing (parallel_capped raises once without the ceiling: what it adds), and
+// the heaps allowed past their limit are warned as without it (a cap above the limit gates
+// nothing).
+TEST(GoldenCorpusTest, HeapsRecordedWithTheirCapsAreWarnedAsMeasured) {
+  const std::filesystem::path dir =
+      std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/steps_caps";
+  const std::map<std::string, double> lead_s = {
+      {"kernel_g1_large_oversized", 50}, {"kernel_g1_slow_oversized", 120},
+      {"kernel_serial_oversized", 10},   {"kernel_parallel_oversized", 10},
+      {"kernel_g1_oversized", -1},  // not warned
+  };
+  predict::ModelParams params = LoadShippedModel();
+  predict::ModelParams no_ceiling = params;
+  no_ceiling.heap_cap_margin_fraction = 0;
+  const auto traces = ReadTracesIn(dir);
+  for (const auto& [path, trace] : traces) {
+    const std::string& cls = trace.header.workload_class;
+    ASSERT_GT(trace.samples.front().runtime_heap_cap_bytes, 0u) << path << ": recorded with caps";
+    auto det = MakeDetector(DetectorKind::kModel, &params);
+    auto without = MakeDetector(DetectorKind::kModel, &no_ceiling);
+    if (trace.header.oom_time_ms) {
+      ASSERT_EQ(lead_s.count(cls), 1u) << path;
+      TraceResult r = ScoreTrace(trace, det.get(), ClassGroup::kPredictable);
+      TraceResult w = ScoreTrace(trace, without.get(), ClassGroup::kPredictable);
+      EXPECT_EQ(r.false_alarms, 0) << path;
+      EXPECT_EQ(r.detected, w.detected) << path << ": a cap above the limit is no ceiling";
+      EXPECT_EQ(r.lead_s, w.lead_s) << path;
+      if (lead_s.at(cls) >= 0) {
+        EXPECT_TRUE(r.detected) << path;
+        EXPECT_GE(r.lead_s, lead_s.at(cls)) << path;
+      }
+    } else {
+      EXPECT_EQ(ScoreTrace(trace, det.get(), ClassGroup::kNegative).false_alarms, 0) << path;
+      if (cls == "kernel_parallel_capped") {
+        EXPECT_EQ(ScoreTrace(trace, without.get(), ClassGroup::kNegative).false_alarms, 1)
+            << path << ": what the ceiling adds";
+      }
+    }
+  }
+  EXPECT_EQ(traces.size(), 8u);
+}
+
 // The first known ambiguity, measured on the traces themselves: the sawtooth ran the leak's
 // program (+1 MiB per second) until its first collection at about 203 s, so the two agree to the
 // sampling step (1 MiB, 0.4% of the limit) up to 188 s, when kernel_leak must be raised to be

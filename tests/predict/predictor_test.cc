@@ -304,7 +304,8 @@ MemorySample CappedFill(int64_t t, int64_t i, double plateau_mib, uint64_t cap_b
 
 TEST_F(OomPredictorTest, AHeapCappedBelowTheLimitFillingToItsCapDoesNotRaise) {
   // The fill of ARestartBelowThePreviousRunsPeakDoesNotRaise, which raises without a prior: its
-  // heap may reach 690 MiB, so the container tops out near 18 + 690 MiB of its 1 GiB.
+  // heap may reach 690 MiB, so the container tops out near 18 + 690 MiB of its 1 GiB (the ceiling
+  // is 18 + 690 + 25% of 690 MiB).
   OomPredictor capped(&params_);
   EXPECT_EQ(Drive(&capped, 900 * 1000, 1000,
                   [](int64_t t, int64_t i) { return CappedFill(t, i, 700, 690 * kMiB); })
@@ -327,7 +328,7 @@ TEST_F(OomPredictorTest, AHeapCappedBelowTheLimitFillingToItsCapDoesNotRaise) {
 
 TEST_F(OomPredictorTest, MemoryThatOutgrowsItsHeapCeilingIsWarned) {
   // Heaps capped at 400 MiB, and memory growing 2 MiB/s on to the limit (a leak outside the
-  // heap): above 18 + 400 MiB + 5% of the limit the ceiling is dropped and the trend warns.
+  // heap): above 18 + 400 MiB + 25% of the cap the ceiling is dropped and the trend warns.
   const double oom_s = (1024.0 - 18.0) / 2;
   OomPredictor predictor(&params_);
   DriveResult run =
@@ -337,7 +338,7 @@ TEST_F(OomPredictorTest, MemoryThatOutgrowsItsHeapCeilingIsWarned) {
         return s;
       });
   ASSERT_EQ(run.raises, 1);
-  const double crossed_s = (400 + 0.05 * 1024) / 2;  // when the ceiling is outgrown
+  const double crossed_s = (400 + 0.25 * 400) / 2;  // when the ceiling is outgrown
   EXPECT_GE(run.first_raise_ms, static_cast<int64_t>(crossed_s * 1000));
   EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 60);
 }
