@@ -24,13 +24,6 @@ record_start
 
 compile_churn
 
-# jvm NAME LIMIT_MIB LIVE_MIB GARBAGE_MIB_S JVM_FLAGS...: Churn in its own cgroup.
-jvm() {
-  local n=$1 limit=$2 live=$3 rate=$4
-  shift 4
-  cgroup "$n" "$limit"
-  run "$n" java "$@" -cp "$tmp/java" Churn "$live" "$rate"
-}
 # memcached_filled NAME LIMIT_MIB ITEM_MIB KIB_S: memcached -m ITEM_MIB, filled at KIB_S.
 memcached_filled() {
   local n=$1

@@ -3,7 +3,7 @@
 # memory and the same path in cgroup2, as runtimes do here), and everything cleaned up however
 # the recording ends. The caller sets `out` (output dir), `build` (build dir), `me` (its name,
 # for messages) and `needs` (the commands its workloads run), then calls record_start,
-# cgroup/run/load per workload, and record_export.
+# cgroup/run/load (or jvm) per workload, and record_export.
 # shellcheck shell=bash
 
 # shellcheck disable=SC2154  # needs: set by the caller
@@ -87,6 +87,15 @@ procs() {
 compile_churn() {
   mkdir -p "$tmp/java"
   javac -d "$tmp/java" "$(dirname "${BASH_SOURCE[0]}")/workloads/Churn.java"
+}
+
+# jvm NAME LIMIT_MIB LIVE_MIB GARBAGE_MIB_S JVM_FLAGS...: Churn (a live set filled at random
+# while garbage is made; compile_churn first) in its own cgroup.
+jvm() {
+  local n=$1 limit=$2 live=$3 rate=$4
+  shift 4
+  cgroup "$n" "$limit"
+  run "$n" java "$@" -cp "$tmp/java" Churn "$live" "$rate"
 }
 
 # record_start: the agent, recording every cgroup it tracks; events at warning and above.

@@ -24,15 +24,6 @@ record_start
 
 compile_churn
 
-# jvm NAME LIMIT_MIB LIVE_MIB GARBAGE_MIB_S JVM_FLAGS...: Churn (a live set filled at random
-# while garbage is made) in its own cgroup.
-jvm() {
-  local n=$1 limit=$2 live=$3 rate=$4
-  shift 4
-  cgroup "$n" "$limit"
-  run "$n" java "$@" -cp "$tmp/java" Churn "$live" "$rate"
-}
-
 # Heaps allowed past the limit: each collector grows its heap its own way.
 jvm g1_oversized 256 300 20 -Xmx512m -XX:+UseG1GC
 jvm parallel_oversized 256 300 20 -Xmx512m -XX:+UseParallelGC
