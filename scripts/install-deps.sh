@@ -15,6 +15,7 @@ build_pkgs=(
 test_pkgs=(
   containerd runc busybox-static stress-ng prometheus python3-grpcio python3-protobuf
   openssl shellcheck clang-format clang-tidy unzip ca-certificates openjdk-17-jre-headless
+  memcached
 )
 pkgs=("${build_pkgs[@]}")
 if [[ $profile == test ]]; then pkgs+=("${test_pkgs[@]}"); fi

@@ -353,7 +353,8 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
       Family("tapio_container_runtime_heap_cap_bytes",
              "Heap cap the container's managed runtimes are given by their own settings (JVM -Xmx "
              "or its default sizing, Node.js --max-old-space-size, memcached -m), summed; present "
-             "only when every runtime's cap is known. Above the memory limit, the heap may grow into the OOM "
+             "only when every runtime's cap is known. Above the memory limit, the heap may grow "
+             "into the OOM "
              "killer.",
              MetricType::Gauge);
   MetricFamily psi_some = Family("tapio_container_memory_pressure_some_ratio",

@@ -357,9 +357,8 @@ Prediction OomPredictor::Update(const MemorySample& s) {
     heap_ceiling_mib_ =
         heap_cap_bytes_ == 0 ? -1 : y + static_cast<double>(heap_cap_bytes_) * kPerMiB;
   }
-  const double ceiling_top =
-      heap_ceiling_mib_ +
-      p.heap_cap_margin_fraction * static_cast<double>(heap_cap_bytes_) * kPerMiB;
+  const double ceiling_top = heap_ceiling_mib_ + p.heap_cap_margin_fraction *
+                                                     static_cast<double>(heap_cap_bytes_) * kPerMiB;
   if (heap_ceiling_mib_ >= 0 && y >= ceiling_top) heap_ceiling_mib_ = -1;
   const bool under_ceiling = heap_ceiling_mib_ >= 0 && ceiling_top < limit;
   const bool gated = (sawtooth && y < max_peak + p.breakout_margin_fraction * limit) ||

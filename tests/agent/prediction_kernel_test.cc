@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -250,6 +251,63 @@ int AtRiskPredictions(const AgentProcess& agent, uint64_t id) {
   int n = 0;
   for (const json& e : agent.Events()) n += IsAtRisk(e, id) ? 1 : 0;
   return n;
+}
+
+TEST_F(PredictionKernelTest, ACacheFillingToItsCapBelowTheLimitIsNotPredicted) {
+  // memcached with -m 128 in 192 MiB, filled at 1.5 MiB/s: until it reaches its cap (about 85 s)
+  // its curve is a leak's, and a second agent without the heap ceiling predicts it. The shipped
+  // agent reads the cap from memcached's command line and stays quiet.
+  ASSERT_EQ(access("/usr/bin/memcached", X_OK), 0) << "memcached missing: install-deps.sh test";
+  const std::string model = ::testing::TempDir() + "/tapio-no-ceiling-" + std::to_string(getpid());
+  std::ofstream(model) << R"({"heap_cap_margin_fraction": 0})";
+  auto agent = AgentProcess::Start(kAgentFlags);
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  std::vector<std::string> flags = kAgentFlags;
+  flags.push_back("--model_file=" + model);
+  auto no_ceiling = AgentProcess::Start(flags);
+  ASSERT_TRUE(no_ceiling.ok()) << no_ceiling.status();
+  const std::string dir = absl::StrCat("/tmp/tapio-mc-", getpid());
+  ASSERT_EQ(std::system(absl::StrCat("mkdir -p ", dir, " && chmod 777 ", dir).c_str()), 0);
+  const std::string sock = dir + "/mc.sock";
+  TestCgroupOptions o;
+  o.limit_bytes = 192 << 20;
+  auto cg = TestCgroup::Create(o);
+  ASSERT_TRUE(cg.ok()) << cg.status();
+  const uint64_t id = (*cg)->cgroup2_id();
+  auto cache =
+      (*cg)->Spawn({"/usr/bin/memcached", "-u", "memcache", "-m", "128", "-s", sock, "-a", "0666"});
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  for (int i = 0; i < 50 && access(sock.c_str(), F_OK) != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  // The load comes from outside the cgroup, as a client's would.
+  const pid_t load = fork();
+  ASSERT_GE(load, 0);
+  if (load == 0) {
+    execlp("python3", "python3", "sim/workloads/mc_load.py", sock.c_str(), "1536",
+           static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  absl::SleepFor(absl::Seconds(130));
+  kill(load, SIGKILL);
+  waitpid(load, nullptr, 0);
+  double peak = 0;
+  uint64_t cap = 0;
+  for (const json& e : (*agent)->Events()) {
+    if (e["type"] != "memory_usage" || e["cgroup_id"] != id) continue;
+    peak = std::max(peak, e["memory_usage"]["non_reclaimable_bytes"].get<double>());
+    if (e["memory_usage"]["runtime"] == "memcached") {
+      cap = e["memory_usage"]["runtime_heap_cap_bytes"].get<uint64_t>();
+    }
+  }
+  std::system(absl::StrCat("rm -rf ", dir).c_str());
+  std::remove(model.c_str());
+  EXPECT_EQ(cap, uint64_t{128} << 20) << (*agent)->Log();
+  ASSERT_GE(peak, 0.6 * (192 << 20)) << "the cache did not fill: the test proves nothing";
+  ASSERT_FALSE(FirstAtRisk(**no_ceiling, id).is_null())
+      << "the fill was not predicted without the ceiling: the test proves nothing\n"
+      << (*no_ceiling)->Log();
+  EXPECT_TRUE(FirstAtRisk(**agent, id).is_null()) << FirstAtRisk(**agent, id).dump();
 }
 
 TEST_F(PredictionKernelTest, ARestartedWorkloadIsNotPredictedAgainOnItsStartupFill) {
