@@ -73,10 +73,10 @@ struct RuntimeMemory {
 RuntimeKind RuntimeKindOf(absl::Span<const std::string> argv);
 
 // argv: /proc/PID/cmdline split at NULs. environ: "NAME=value" entries of /proc/PID/environ
-// (empty when it could not be read: then only the command line counts). A process that is no
-// runtime listed above gives kind kNone, cap 0. A cap value that does not parse (-Xmx12q,
-// -m lots) is InvalidArgument naming the option: the runtime itself would have refused it, so
-// this parser, not the process, is wrong.
+// (empty: only the command line counts; RuntimeCapScanner does not trust a JVM's or Node.js's
+// answer without their environment). A process that is no runtime listed above gives kind
+// kNone, cap 0. A cap value that does not parse (-Xmx12q, -m lots) is InvalidArgument naming the
+// option: the runtime itself would have refused it, so this parser, not the process, is wrong.
 absl::StatusOr<RuntimeHeapCap> ParseRuntimeHeapCap(absl::Span<const std::string> argv,
                                                    absl::Span<const std::string> environ,
                                                    const RuntimeMemory& memory);

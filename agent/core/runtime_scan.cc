@@ -80,6 +80,7 @@ absl::StatusOr<RuntimeCapSummary> RuntimeCapScanner::Scan(const std::string& cgr
       continue;
     }
     std::vector<std::string> environ;
+    bool environ_read = true;
     if (auto env = ReadFileToString(dir + "/environ", kMaxEnvironBytes); env.ok()) {
       environ = SplitNulSeparated(*env);
     } else if (absl::IsNotFound(env.status())) {
@@ -87,11 +88,16 @@ absl::StatusOr<RuntimeCapSummary> RuntimeCapScanner::Scan(const std::string& cgr
       continue;
     } else {
       ++counters->environ_unreadable;
+      environ_read = false;
     }
-    if (auto parsed = ParseRuntimeHeapCap(argv, environ, memory); parsed.ok()) {
-      cap = *parsed;
-    } else {
+    auto parsed = ParseRuntimeHeapCap(argv, environ, memory);
+    if (!parsed.ok()) {
       ++counters->parse_errors;  // the kind stays, its cap unknown
+    } else if (!environ_read && cap.kind != RuntimeKind::kMemcached) {
+      // JAVA_TOOL_OPTIONS, _JAVA_OPTIONS or NODE_OPTIONS may set the heap: without the
+      // environment the command line's answer may be wrong, so the cap is unknown.
+    } else {
+      cap = *parsed;
     }
     seen_[pid] = cap;
   }

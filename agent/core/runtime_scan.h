@@ -11,9 +11,10 @@
 // process get the same pid in the same cgroup within one scan interval).
 //
 // Errors are the environment's: a process that exits between cgroup.procs and its cmdline is
-// skipped (counted as vanished); an unreadable environ (no CAP_SYS_PTRACE) leaves only the command
-// line; a cap the parser refuses is counted and treated as unknown. A cgroup that is gone is
-// NotFound.
+// skipped (counted as vanished); an unreadable environ (another user's process, read without
+// CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH) leaves a JVM's or Node.js's cap unknown, since their
+// options variables may set it (memcached has none); a cap the parser refuses is counted and
+// treated as unknown. A cgroup that is gone is NotFound.
 #ifndef TAPIO_AGENT_CORE_RUNTIME_SCAN_H_
 #define TAPIO_AGENT_CORE_RUNTIME_SCAN_H_
 

@@ -36,7 +36,8 @@ async function modelFor(apiVersion, kind) {
 
 // The agent's container must stay unprivileged with exactly the capabilities the chart justifies.
 function checkDaemonSet(ds, problems, where) {
-  const allowed = new Set(['BPF', 'PERFMON', 'SYS_ADMIN', 'SYS_RESOURCE', 'SYSLOG']);
+  const allowed = new Set(['BPF', 'PERFMON', 'SYS_ADMIN', 'SYS_RESOURCE', 'SYSLOG', 'SYS_PTRACE',
+    'DAC_READ_SEARCH']);
   const spec = ds.spec.template.spec;
   if (!spec.tolerations || !spec.tolerations.some((t) => t.operator === 'Exists' && !t.key)) {
     problems.push(`${where}: no toleration for every taint`);

@@ -137,15 +137,22 @@ TEST_F(RuntimeScanTest, AProcessGoneBeforeItsCmdlineIsCountedAndReadWhenItIsTher
   EXPECT_EQ(Scan().cap_bytes, 64 * kMiB);
 }
 
-TEST_F(RuntimeScanTest, AnUnreadableEnvironmentLeavesTheCommandLine) {
+TEST_F(RuntimeScanTest, AnUnreadableEnvironmentLeavesAJvmsCapUnknownButNotMemcacheds) {
   scanner_ = RuntimeCapScanner(proc_root());
+  // JAVA_TOOL_OPTIONS or _JAVA_OPTIONS could override the -Xmx of the command line.
   AddProcess(70, {"java", "-Xmx128m", "Main"});
-  const std::string environ = proc_root() + "/70/environ";
-  std::filesystem::remove(environ);
-  std::filesystem::create_directory(environ);  // read() fails with EISDIR
-  SetProcs({70});
-  EXPECT_EQ(Scan().cap_bytes, 128 * kMiB);
-  EXPECT_EQ(counters_.environ_unreadable, 1u);
+  AddProcess(71, {"memcached", "-m", "64"});
+  for (const char* pid : {"70", "71"}) {
+    const std::string environ = proc_root() + "/" + pid + "/environ";
+    std::filesystem::remove(environ);
+    std::filesystem::create_directory(environ);  // read() fails with EISDIR
+  }
+  SetProcs({70, 71});
+  const RuntimeCapSummary s = Scan();
+  EXPECT_EQ(s.runtimes, 2u);
+  EXPECT_EQ(s.unknown_caps, 1u);
+  EXPECT_EQ(s.cap_bytes, 64 * kMiB);
+  EXPECT_EQ(counters_.environ_unreadable, 2u);
 }
 
 TEST_F(RuntimeScanTest, ACapTheParserRefusesIsCountedAndLeftUnknown) {

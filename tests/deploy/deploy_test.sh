@@ -30,7 +30,7 @@ tools() {
 }
 
 all_on=serviceMonitor.enabled=true,prometheusRule.enabled=true,dashboard.enabled=true
-all_on+=,rbac.podMetadata=true,agent.readKmsg=true
+all_on+=,rbac.podMetadata=true,agent.readKmsg=true,agent.readProcessEnvironment=true
 
 case ${1:-} in
   lint)
@@ -51,6 +51,10 @@ case ${1:-} in
     caps=$(sed -n '/^ *add:$/,/^ *volumeMounts:$/p' "$work/default.yaml" |
       grep -oE '^ *- [A-Z_]+$' | tr -d ' -' | sort | tr '\n' ' ')
     [[ $caps == "BPF PERFMON " ]] || fail "default capabilities are '$caps', want 'BPF PERFMON '"
+    caps=$(sed -n '/^ *add:$/,/^ *volumeMounts:$/p' "$work/all.yaml" |
+      grep -oE '^ *- [A-Z_]+$' | tr -d ' -' | sort | tr '\n' ' ')
+    [[ $caps == "BPF DAC_READ_SEARCH PERFMON SYSLOG SYS_PTRACE " ]] ||
+      fail "all-on capabilities are '$caps'"
     grep -q 'kind: ClusterRole' "$work/default.yaml" && fail "default render has RBAC objects"
     # Restart priors survive agent updates by default; agent.stateDir="" keeps them in memory.
     grep -q -- '- --prior_state_file=/var/lib/tapio/priors.json$' "$work/default.yaml" ||
