@@ -798,7 +798,11 @@ void Pipeline::ScanRuntimes(TrackedCgroup& cg, const CgroupMemoryStat& stat, abs
   memory.host_bytes = host_memory_bytes_;
   auto summary = cg.runtime_scanner->Scan(layout_.MemoryDir(cg.path), memory, after_exec, counters);
   // Gone since the reading: the next reading says so. The last summary stands meanwhile.
-  if (summary.ok()) cg.runtime = *summary;
+  if (!summary.ok()) return;
+  cg.runtime = *summary;
+  // Processes left unread (the per-scan bound): on at the next reading, not in 30 s, so that a
+  // cgroup of many processes is read in about a second per 64.
+  if (summary->unread > 0) cg.next_runtime_scan = now;
 }
 
 void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,
@@ -814,8 +818,8 @@ void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMe
   cg.state.identity = identity;
   cg.state.usage = UsageFrom(stat);
   cg.state.usage.runtime = std::string(RuntimeKindName(cg.runtime.kind));
-  // A cap of some heaps but not all is no ceiling: reported as unknown.
-  const uint64_t heap_cap_bytes = cg.runtime.unknown_caps == 0 ? cg.runtime.cap_bytes : 0;
+  // A cap of some heaps but not all (or of the processes read so far) is no ceiling: unknown.
+  const uint64_t heap_cap_bytes = cg.runtime.complete() ? cg.runtime.cap_bytes : 0;
   cg.state.usage.runtime_heap_cap_bytes = heap_cap_bytes;
   cg.state.oom_kills = stat.oom_kills;
   cg.state.last_sample_unix_ns = now_unix_ns;

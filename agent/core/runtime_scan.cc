@@ -54,11 +54,13 @@ absl::StatusOr<RuntimeCapSummary> RuntimeCapScanner::Scan(const std::string& cgr
   });
 
   int read_now = 0;
+  uint32_t unread = 0;
   for (uint32_t pid : pids) {
     if (seen_.contains(pid)) continue;
     if (read_now == kMaxNewProcessesPerScan ||
         seen_.size() >= static_cast<size_t>(kMaxTrackedProcesses)) {
       ++counters->deferred;
+      ++unread;
       continue;
     }
     ++read_now;
@@ -104,6 +106,7 @@ absl::StatusOr<RuntimeCapSummary> RuntimeCapScanner::Scan(const std::string& cgr
 
   // Deterministic whatever the map's order: the largest cap names the kind, then the lowest pid.
   RuntimeCapSummary summary;
+  summary.unread = unread;
   uint64_t best_cap = 0;
   uint32_t best_pid = 0;
   for (const auto& [pid, cap] : seen_) {

@@ -8,7 +8,8 @@
 // at start. A process that was no runtime is read again when the caller says a process of the
 // cgroup has exec'd since (an entrypoint script that execs java keeps its pid). A pid reused
 // inside the same cgroup between two scans keeps the old reading (it would have to exit and a new
-// process get the same pid in the same cgroup within one scan interval).
+// process get the same pid in the same cgroup within one scan interval). Until every process has
+// been read, the summary says so (unread), and the caller scans again sooner.
 //
 // Errors are the environment's: a process that exits between cgroup.procs and its cmdline is
 // skipped (counted as vanished); an unreadable environ (another user's process, read without
@@ -36,6 +37,12 @@ struct RuntimeCapSummary {
   uint64_t cap_bytes = 0;
   uint32_t runtimes = 0;      // recognised runtime processes
   uint32_t unknown_caps = 0;  // of them, how many with no known cap
+  // Processes of the cgroup left unread by the per-scan bound: what they run is unknown, so the
+  // caps above may not be all of the cgroup's. (One that vanished before it was read is gone,
+  // its memory with it.)
+  uint32_t unread = 0;
+  // Every process read and every runtime's cap known: cap_bytes is the cgroup's.
+  bool complete() const { return unread == 0 && unknown_caps == 0; }
 };
 
 struct RuntimeScanCounters {

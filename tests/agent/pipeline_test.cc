@@ -855,6 +855,34 @@ TEST_F(PipelineRuntimeTest, ACapOfSomeHeapsButNotAllIsReportedAsUnknown) {
   EXPECT_EQ(trace->samples.back().runtime_heap_cap_bytes, 0u);
 }
 
+TEST_F(PipelineRuntimeTest, ACgroupOfManyProcessesHasNoCapUntilAllAreReadAtTheNextReadings) {
+  // cgroup.procs order: a JVM, 70 shells, then memcached, which the first scan's bound leaves
+  // unread: until it is read the JVM's cap is not the cgroup's.
+  SetCmdline(9000, {"java", "-Xmx64m", "Main"});
+  std::vector<int> pids = {9000};
+  for (int i = 0; i < 70; ++i) {
+    SetCmdline(8000 + i, {"/bin/sh", "-c", "worker"});
+    pids.push_back(8000 + i);
+  }
+  SetCmdline(9001, {"memcached", "-m", "32"});
+  pids.push_back(9001);
+  ASSERT_GT(pids.size(), static_cast<size_t>(RuntimeCapScanner::kMaxNewProcessesPerScan));
+  const uint64_t id = MakeCgroup("many", 256 << 20, pids);
+  Exec(id, 9000);
+  pipeline_->SampleDue(now_);
+  auto usage = Usage(id);
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_EQ(usage->runtime, "jvm");
+  EXPECT_EQ(usage->runtime_heap_cap_bytes, 0u);
+  // The next reading goes on with the rest, well within the 30 s scan interval.
+  now_ += absl::Seconds(2);
+  pipeline_->SampleDue(now_);
+  usage = Usage(id);
+  ASSERT_TRUE(usage.has_value());
+  EXPECT_EQ(usage->runtime_heap_cap_bytes, 96u << 20);
+  EXPECT_EQ(pipeline_->counters().runtime_scan.scans, 2u);
+}
+
 TEST_F(PipelineRuntimeTest, AnUnlimitedCgroupIsNotScanned) {
   SetCmdline(6000, {"java", "-Xmx512m", "Main"});
   const uint64_t id = MakeCgroup("free", 0, {6000});

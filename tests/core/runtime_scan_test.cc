@@ -131,7 +131,9 @@ TEST_F(RuntimeScanTest, AnEntrypointThatExecsARuntimeIsReadAgainOnlyAfterAnExec)
 TEST_F(RuntimeScanTest, AProcessGoneBeforeItsCmdlineIsCountedAndReadWhenItIsThere) {
   scanner_ = RuntimeCapScanner(proc_root());
   SetProcs({60});  // listed, but no /proc/60
-  EXPECT_EQ(Scan().kind, RuntimeKind::kNone);
+  const RuntimeCapSummary gone = Scan();
+  EXPECT_EQ(gone.kind, RuntimeKind::kNone);
+  EXPECT_TRUE(gone.complete());  // a process that is gone holds no memory
   EXPECT_EQ(counters_.processes_vanished, 1u);
   AddProcess(60, {"java", "-Xmx64m", "Main"});
   EXPECT_EQ(Scan().cap_bytes, 64 * kMiB);
@@ -175,9 +177,14 @@ TEST_F(RuntimeScanTest, NewProcessesPastThePerScanBoundWaitForTheNextScan) {
     pids.push_back(1000 + i);
   }
   SetProcs(pids);
-  EXPECT_EQ(Scan().runtimes, static_cast<uint32_t>(RuntimeCapScanner::kMaxNewProcessesPerScan));
+  const RuntimeCapSummary first = Scan();
+  EXPECT_EQ(first.runtimes, static_cast<uint32_t>(RuntimeCapScanner::kMaxNewProcessesPerScan));
+  EXPECT_EQ(first.unread, 6u);
+  EXPECT_FALSE(first.complete());  // the six unread could run anything
   EXPECT_EQ(counters_.deferred, 6u);
-  EXPECT_EQ(Scan().runtimes, static_cast<uint32_t>(n));
+  const RuntimeCapSummary second = Scan();
+  EXPECT_EQ(second.runtimes, static_cast<uint32_t>(n));
+  EXPECT_TRUE(second.complete());
   EXPECT_EQ(counters_.processes_read, static_cast<uint64_t>(n));  // none read twice
 }
 
