@@ -653,13 +653,7 @@ absl::Time Pipeline::SampleDue(absl::Time now) {
     }
     absl::MutexLock counters_lock(&counters_mu_);
     counters_.cgroups_tracked = cgroups_.size();
-    RuntimeScanCounters& rs = counters_.runtime_scan;
-    rs.scans += scan_counters.scans;
-    rs.processes_read += scan_counters.processes_read;
-    rs.processes_vanished += scan_counters.processes_vanished;
-    rs.environ_unreadable += scan_counters.environ_unreadable;
-    rs.parse_errors += scan_counters.parse_errors;
-    rs.deferred += scan_counters.deferred;
+    counters_.runtime_scan.Add(scan_counters);
   }
   if (on_cgroup_gone_) {
     for (uint64_t id : gone) on_cgroup_gone_(id);
@@ -785,11 +779,11 @@ void Pipeline::ScanRuntimes(TrackedCgroup& cg, const CgroupMemoryStat& stat, abs
   // An unlimited cgroup has no limit for a heap cap to be measured against (and a host's
   // unlimited slices hold most of its processes).
   if (options_.runtime_scan_interval <= absl::ZeroDuration() || stat.effective_limit_bytes == 0 ||
-      (now < cg.next_runtime_scan && !after_exec)) {
+      (now < cg.last_runtime_scan + options_.runtime_scan_interval && cg.runtime.unread == 0 &&
+       !after_exec)) {
     return;
   }
   cg.last_runtime_scan = now;
-  cg.next_runtime_scan = now + options_.runtime_scan_interval;
   if (cg.runtime_scanner == nullptr) {
     cg.runtime_scanner = std::make_unique<RuntimeCapScanner>(options_.proc_root);
   }
@@ -798,11 +792,9 @@ void Pipeline::ScanRuntimes(TrackedCgroup& cg, const CgroupMemoryStat& stat, abs
   memory.host_bytes = host_memory_bytes_;
   auto summary = cg.runtime_scanner->Scan(layout_.MemoryDir(cg.path), memory, after_exec, counters);
   // Gone since the reading: the next reading says so. The last summary stands meanwhile.
-  if (!summary.ok()) return;
-  cg.runtime = *summary;
-  // Processes left unread (the per-scan bound): on at the next reading, not in 30 s, so that a
-  // cgroup of many processes is read in about a second per 64.
-  if (summary->unread > 0) cg.next_runtime_scan = now;
+  // Processes left unread (the per-scan bound) make the next reading scan again, not the one in
+  // 30 s, so that a cgroup of many processes is read in about a second per 64.
+  if (summary.ok()) cg.runtime = *summary;
 }
 
 void Pipeline::ApplySample(uint64_t cgroup_id, TrackedCgroup& cg, const CgroupMemoryStat& stat,

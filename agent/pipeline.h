@@ -225,9 +225,8 @@ class Pipeline {
     std::shared_ptr<const WorkloadIdentity> keyed_identity;
     // Sampler thread only (like reader): written without the lock, read by ApplySample.
     std::unique_ptr<RuntimeCapScanner> runtime_scanner;
-    absl::Time next_runtime_scan = absl::InfinitePast();
     absl::Time last_runtime_scan = absl::InfinitePast();
-    RuntimeCapSummary runtime;
+    RuntimeCapSummary runtime;  // of the last scan; one with processes unread goes on next reading
     // Under the lock: a process exec'd here (FoldTallies). Taken by the next reading at least
     // kExecRescanMin after the last scan, so that a shell loop's execs do not rescan every reading.
     bool exec_since_scan = false;

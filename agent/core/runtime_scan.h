@@ -53,6 +53,14 @@ struct RuntimeScanCounters {
   uint64_t environ_unreadable = 0;  // /proc/PID/environ refused (EACCES): command line only
   uint64_t parse_errors = 0;        // a cap value the parser refused (runtime_cap.h)
   uint64_t deferred = 0;            // new processes left for the next scan (the per-scan bound)
+  void Add(const RuntimeScanCounters& other) {
+    scans += other.scans;
+    processes_read += other.processes_read;
+    processes_vanished += other.processes_vanished;
+    environ_unreadable += other.environ_unreadable;
+    parse_errors += other.parse_errors;
+    deferred += other.deferred;
+  }
 };
 
 class RuntimeCapScanner {

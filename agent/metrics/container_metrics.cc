@@ -51,7 +51,7 @@ struct SeriesAggregate {
   double non_reclaimable_bytes = 0;
   double limit_bytes = 0;
   bool any_unlimited = false;
-  double runtime_heap_cap_bytes = 0;  // sum of the known caps; 0: none known
+  double runtime_heap_cap_bytes = 0;  // sum of the containers' caps (each 0 when unknown)
   double oom_kills_total = 0;
   double limit_hits_total = 0;
   double reclaim_stalls_total = 0;
@@ -354,8 +354,7 @@ std::vector<MetricFamily> ContainerMetrics::Collect() const {
              "Heap cap the container's managed runtimes are given by their own settings (JVM -Xmx "
              "or its default sizing, Node.js --max-old-space-size, memcached -m), summed; present "
              "only when every runtime's cap is known. Above the memory limit, the heap may grow "
-             "into the OOM "
-             "killer.",
+             "into the OOM killer.",
              MetricType::Gauge);
   MetricFamily psi_some = Family("tapio_container_memory_pressure_some_ratio",
                                  "Memory PSI some avg10 as a ratio: share of the last 10 s in "

@@ -39,6 +39,16 @@ absl::Status LineError(size_t line, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat("line ", line, ": ", what));
 }
 
+// j[key], which must be a non-negative integer.
+absl::Status ReadU64(const nlohmann::json& j, const char* key, size_t line, uint64_t* out) {
+  const auto& v = j[key];
+  if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
+    return LineError(line, absl::StrCat("field '", key, "': expected a non-negative integer"));
+  }
+  *out = v.get<uint64_t>();
+  return absl::OkStatus();
+}
+
 absl::Status ParseSample(const nlohmann::json& j, size_t line, MemorySample* s) {
   for (const auto& [key, value] : j.items()) {
     bool known = key == "time_ms" || key == "psi_some_avg10" || key == "psi_full_avg10";
@@ -60,20 +70,13 @@ absl::Status ParseSample(const nlohmann::json& j, size_t line, MemorySample* s) 
   if (!t.is_number_integer()) return LineError(line, "field 'time_ms': expected an integer");
   s->time_ms = t.get<int64_t>();
   for (const U64Field& f : kU64Fields) {
-    const auto& v = j[f.key];
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-      return LineError(line, absl::StrCat("field '", f.key, "': expected a non-negative integer"));
-    }
-    s->*f.member = v.get<uint64_t>();
+    if (absl::Status st = ReadU64(j, f.key, line, &(s->*f.member)); !st.ok()) return st;
   }
   s->runtime_heap_cap_bytes = 0;
   if (has_cap) {
-    const auto& v = j[kRuntimeCapKey];
-    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0)) {
-      return LineError(
-          line, absl::StrCat("field '", kRuntimeCapKey, "': expected a non-negative integer"));
+    if (absl::Status st = ReadU64(j, kRuntimeCapKey, line, &s->runtime_heap_cap_bytes); !st.ok()) {
+      return st;
     }
-    s->runtime_heap_cap_bytes = v.get<uint64_t>();
   }
   for (auto [key, member] : {std::pair{"psi_some_avg10", &MemorySample::psi_some_avg10},
                              std::pair{"psi_full_avg10", &MemorySample::psi_full_avg10}}) {

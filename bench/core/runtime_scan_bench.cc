@@ -11,7 +11,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -56,8 +56,7 @@ BENCHMARK(BM_ParseJvm);
 // A cgroup directory listing up to n real pids of this machine.
 std::string FixtureCgroup(int n) {
   const std::string dir = absl::StrCat("/tmp/tapio-runtime-scan-bench-", getpid(), "-", n);
-  std::string cmd = absl::StrCat("mkdir -p ", dir);
-  if (std::system(cmd.c_str()) != 0) return "";
+  std::filesystem::create_directories(dir);
   std::ofstream procs(dir + "/cgroup.procs");
   DIR* d = opendir("/proc");
   int listed = 0;
@@ -84,7 +83,7 @@ void BM_ScanFirst(benchmark::State& state) {
   }
   state.counters["processes_read_per_scan"] =
       static_cast<double>(counters.processes_read) / static_cast<double>(counters.scans);
-  std::system(absl::StrCat("rm -rf ", dir).c_str());
+  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_ScanFirst)->Arg(10)->Arg(50);
 
@@ -100,7 +99,7 @@ void BM_ScanAgain(benchmark::State& state) {
     auto s = scanner.Scan(dir, memory, false, &counters);
     benchmark::DoNotOptimize(s);
   }
-  std::system(absl::StrCat("rm -rf ", dir).c_str());
+  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_ScanAgain)->Arg(10)->Arg(50);
 
