@@ -282,7 +282,7 @@ TEST(AgentFlagsTest, BadFlagsAreRefusedWithTheFlagNamed) {
        {"--ringbuf_kib=3", "--health_address=unix:///x", "--attribution=magic",
         "--metrics_labels=bogus", "--output=xml", "--model_file=/nonexistent", model_flag.c_str(),
         "--record_traces_dir=/nonexistent", "--replay_min_severity=loud",
-        "--prior_state_file=/nonexistent/priors.json"}) {
+        "--prior_state_file=/nonexistent/priors.json", "--runtime_scan_interval_s=-1"}) {
     auto agent = AgentProcess::Start({flag}, absl::Seconds(10));
     ASSERT_FALSE(agent.ok()) << flag;
     const std::string name = std::string(flag).substr(0, std::string(flag).find('='));
