@@ -26,6 +26,7 @@ const std::vector<Field>& Fields() {
       {"slow_min_history_s", &ModelParams::slow_min_history_s, 0, 86400},
       {"early_rise_fraction", &ModelParams::early_rise_fraction, 0, 2},
       {"early_min_history_s", &ModelParams::early_min_history_s, 0, 86400},
+      {"oversized_early_min_history_s", &ModelParams::oversized_early_min_history_s, 0, 86400},
       {"slow_recent_slope_fraction", &ModelParams::slow_recent_slope_fraction, 0, 1},
       {"fast_z", &ModelParams::fast_z, 0, 100},
       {"slow_z", &ModelParams::slow_z, 0, 100},

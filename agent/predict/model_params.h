@@ -30,6 +30,13 @@ struct ModelParams {
   // in under slow_min_history_s get minutes of warning instead of only the fast fit's seconds.
   double early_rise_fraction = 0.5;
   double early_min_history_s = 60;
+  // The early-rise wait when the container's runtimes are allowed to fill it: their heap cap,
+  // with its heap_cap_margin_fraction, reaches the limit (the complement of the heap ceiling).
+  // Such a heap fills to its cap or its working set, whichever comes first; nothing stops it at
+  // the limit. 20: JVMs allowed twice their 256 MiB limit filled it 70 s after their start and
+  // were warned 12-16 s ahead after the 60 s wait, 34-40 s with this one (tune recording,
+  // docs/prediction.md "Heaps allowed past the limit"). Without a cap the wait stays.
+  double oversized_early_min_history_s = 20;
   // While the slow trend warns through the early-rise rule (less than slow_min_history_s of
   // history), it does so only while growth goes on: to raise, the fast fit's slope at the bottom
   // of its fast_z interval must be at least this fraction of the slow slope; to keep an alarm,

@@ -361,6 +361,7 @@ Prediction OomPredictor::Update(const MemorySample& s) {
                                                      static_cast<double>(heap_cap_bytes_) * kPerMiB;
   if (heap_ceiling_mib_ >= 0 && y >= ceiling_top) heap_ceiling_mib_ = -1;
   const bool under_ceiling = heap_ceiling_mib_ >= 0 && ceiling_top < limit;
+  const bool oversized = heap_ceiling_mib_ >= 0 && ceiling_top >= limit;
   const bool gated = (sawtooth && y < max_peak + p.breakout_margin_fraction * limit) ||
                      prior_peak_mib_ >= 0 || under_ceiling;
 
@@ -384,9 +385,11 @@ Prediction OomPredictor::Update(const MemorySample& s) {
     }
   }
   double slow_level = 0, slow_slope = 0, slow_var = 0;
-  const bool slow_ready = history_s_ >= p.slow_min_history_s ||
-                          (last_drop_time_ms_ < 0 && history_s_ >= p.early_min_history_s &&
-                           y - min_mib_ >= p.early_rise_fraction * limit);
+  const bool slow_ready =
+      history_s_ >= p.slow_min_history_s ||
+      (last_drop_time_ms_ < 0 &&
+       history_s_ >= (oversized ? p.oversized_early_min_history_s : p.early_min_history_s) &&
+       y - min_mib_ >= p.early_rise_fraction * limit);
   // The sawtooth gate stops in-cycle rises from raising an alarm; it does not take the slow
   // trend's support from an alarm that is up: a collection does not refute the long fit's trend,
   // which already includes the drop (a V8 heap leaking under frequent small collections,

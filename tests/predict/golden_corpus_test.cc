@@ -224,12 +224,13 @@ TEST(GoldenCorpusTest, JvmHeapsRecordedAfterTheStaircaseModelAreWarnedAsMeasured
 }
 
 // Replays every trace of `dir` (recorded with heap caps: each sample carries one) with the
-// shipped model and without the heap ceiling, and holds each to what was measured: a killed one
-// warned at least lead_s ahead, the same with or without the ceiling (a cap above the limit is
-// no ceiling), with no false alarm; one that lived to false_alarms (with, without the ceiling).
-void ExpectCeilingAsMeasured(const std::filesystem::path& dir,
-                             const std::map<std::string, double>& lead_s,
-                             const std::map<std::string, std::pair<int, int>>& false_alarms) {
+// shipped model and with one that ignores the caps (heap_cap_margin_fraction 0: no ceiling, no
+// shortened early wait), and holds each to what was measured: a killed one warned at least lead_s
+// ahead (-1: not warned), never later than without the caps, with no false alarm; one that lived
+// to false_alarms (with, without the caps).
+void ExpectCapsAsMeasured(const std::filesystem::path& dir,
+                          const std::map<std::string, double>& lead_s,
+                          const std::map<std::string, std::pair<int, int>>& false_alarms) {
   predict::ModelParams params = LoadShippedModel();
   predict::ModelParams no_ceiling = params;
   no_ceiling.heap_cap_margin_fraction = 0;
@@ -244,10 +245,12 @@ void ExpectCeilingAsMeasured(const std::filesystem::path& dir,
       TraceResult r = ScoreTrace(trace, det.get(), ClassGroup::kPredictable);
       TraceResult w = ScoreTrace(trace, without.get(), ClassGroup::kPredictable);
       EXPECT_EQ(r.false_alarms, 0) << path;
-      EXPECT_EQ(r.detected, w.detected) << path << ": a cap above the limit is no ceiling";
-      EXPECT_EQ(r.lead_s, w.lead_s) << path;
+      EXPECT_GE(r.detected, w.detected) << path << ": warned without the caps";
+      if (r.detected && w.detected) {
+        EXPECT_GE(r.lead_s, w.lead_s) << path;
+      }
+      EXPECT_EQ(r.detected, lead_s.at(cls) >= 0) << path;
       if (lead_s.at(cls) >= 0) {
-        EXPECT_TRUE(r.detected) << path;
         EXPECT_GE(r.lead_s, lead_s.at(cls)) << path;
       }
     } else {
@@ -257,7 +260,7 @@ void ExpectCeilingAsMeasured(const std::filesystem::path& dir,
           << path;
       EXPECT_EQ(ScoreTrace(trace, without.get(), ClassGroup::kNegative).false_alarms,
                 false_alarms.at(cls).second)
-          << path << ": without the ceiling";
+          << path << ": without the caps";
     }
   }
   EXPECT_EQ(traces.size(), lead_s.size() + false_alarms.size()) << dir;
@@ -265,15 +268,19 @@ void ExpectCeilingAsMeasured(const std::filesystem::path& dir,
 
 // tests/fixtures/predict/steps_caps: the workloads of steps/ recorded again (sim/record_steps.sh,
 // 2026-12-08) by an agent that reads the runtimes' heap caps; the heap ceiling's margin
-// (heap_cap_margin_fraction) was set on these. The capped heaps raise nothing (parallel_capped
-// once without the ceiling: what it adds); the killed ones are warned as without it.
+// (heap_cap_margin_fraction) and the early wait of heaps allowed past the limit
+// (oversized_early_min_history_s) were set on these. The capped heaps raise nothing
+// (parallel_capped once without the caps: what the ceiling adds); the killed ones, all allowed
+// past the limit, are warned as early or earlier than without the caps (g1_large 67 s ahead, 57
+// without; serial 34, 16 without; parallel 40, 12 without; g1_slow 141 either way), except
+// g1_oversized, warned by neither: its last step comes between two samples.
 TEST(GoldenCorpusTest, HeapsRecordedWithTheirCapsAreWarnedAsMeasured) {
-  ExpectCeilingAsMeasured(
+  ExpectCapsAsMeasured(
       std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/steps_caps",
-      {{"kernel_g1_large_oversized", 50},
+      {{"kernel_g1_large_oversized", 60},
        {"kernel_g1_slow_oversized", 120},
-       {"kernel_serial_oversized", 10},
-       {"kernel_parallel_oversized", 10},
+       {"kernel_serial_oversized", 30},
+       {"kernel_parallel_oversized", 30},
        {"kernel_g1_oversized", -1}},  // not warned
       {{"kernel_g1_capped", {0, 0}},
        {"kernel_parallel_capped", {0, 1}},
@@ -287,16 +294,16 @@ TEST(GoldenCorpusTest, HeapsRecordedWithTheirCapsAreWarnedAsMeasured) {
 // Java heap OutOfMemoryError at 83% of the limit, which the kernel does not label), and three
 // capped ones raise once each without the ceiling: what it adds.
 TEST(GoldenCorpusTest, RuntimesRecordedAfterTheHeapCeilingAreWarnedAsMeasured) {
-  ExpectCeilingAsMeasured(std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/caps",
-                          {{"kernel_jvm_parallel_oversized", 90},
-                           {"kernel_memcached_oversized_2", 50},
-                           {"kernel_node_oversized", 100}},
-                          {{"kernel_jvm_default_384", {0, 0}},
-                           {"kernel_jvm_parallel_percentage", {0, 1}},
-                           {"kernel_jvm_percentage_oversized", {1, 1}},
-                           {"kernel_jvm_serial_capped", {0, 1}},
-                           {"kernel_memcached_capped", {0, 1}},
-                           {"kernel_node_capped", {0, 0}}});
+  ExpectCapsAsMeasured(std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/caps",
+                       {{"kernel_jvm_parallel_oversized", 90},
+                        {"kernel_memcached_oversized_2", 50},
+                        {"kernel_node_oversized", 100}},
+                       {{"kernel_jvm_default_384", {0, 0}},
+                        {"kernel_jvm_parallel_percentage", {0, 1}},
+                        {"kernel_jvm_percentage_oversized", {1, 1}},
+                        {"kernel_jvm_serial_capped", {0, 1}},
+                        {"kernel_memcached_capped", {0, 1}},
+                        {"kernel_node_capped", {0, 0}}});
 }
 
 // The first known ambiguity, measured on the traces themselves: the sawtooth ran the leak's

@@ -326,6 +326,37 @@ TEST_F(OomPredictorTest, AHeapCappedBelowTheLimitFillingToItsCapDoesNotRaise) {
             1);
 }
 
+TEST_F(OomPredictorTest, AHeapAllowedPastTheLimitIsWarnedWithoutTheEarlyWait) {
+  // 15 MiB/s from 18 MiB: OOM at about 67 s. It has risen by half the limit at about 34 s, before
+  // the early-rise rule's 60 s; a cap past the limit (the heap may fill it) shortens that wait to
+  // oversized_early_min_history_s (20 s), so the slow trend warns more than 30 s ahead. Without a
+  // cap, only the fast fit warns, within its horizon.
+  const double oom_s = (1024.0 - 18.0) / 15;
+  const auto fill = [](uint64_t cap_bytes) {
+    return [cap_bytes](int64_t t, int64_t i) {
+      MemorySample s = Sample(t, 10 + 15 * static_cast<double>(t) / 1000 + Noise(i, 2));
+      s.runtime_heap_cap_bytes = cap_bytes;
+      return s;
+    };
+  };
+  const auto end_ms = static_cast<int64_t>(oom_s * 1000) - 1000;
+  OomPredictor oversized(&params_);
+  DriveResult run = Drive(&oversized, end_ms, 1000, fill(2048 * kMiB));
+  ASSERT_EQ(run.raises, 1);
+  EXPECT_EQ(run.first_raise.reason, "steady_growth");
+  EXPECT_GE(oom_s - static_cast<double>(run.first_raise_ms) / 1000, 30);
+
+  OomPredictor uncapped(&params_);
+  DriveResult late = Drive(&uncapped, end_ms, 1000, fill(0));
+  ASSERT_EQ(late.raises, 1);
+  EXPECT_LT(oom_s - static_cast<double>(late.first_raise_ms) / 1000, 30);
+
+  ModelParams off = params_;
+  off.oversized_early_min_history_s = off.early_min_history_s;
+  OomPredictor waiting(&off);
+  EXPECT_EQ(Drive(&waiting, end_ms, 1000, fill(2048 * kMiB)).first_raise_ms, late.first_raise_ms);
+}
+
 TEST_F(OomPredictorTest, MemoryThatOutgrowsItsHeapCeilingIsWarned) {
   // Heaps capped at 400 MiB, and memory growing 2 MiB/s on to the limit (a leak outside the
   // heap): above 18 + 400 MiB + 25% of the cap the ceiling is dropped and the trend warns.
