@@ -24,15 +24,6 @@ record_start
 
 compile_churn
 
-# memcached_filled NAME LIMIT_MIB ITEM_MIB KIB_S: memcached -m ITEM_MIB, filled at KIB_S.
-memcached_filled() {
-  local n=$1
-  cgroup "$n" "$2"
-  install -d -o memcache "$tmp/$n"
-  run "$n" memcached -u memcache -m "$3" -s "$tmp/$n/mc.sock" -a 0666
-  load bash -c "sleep 2; exec python3 $here/workloads/mc_load.py $tmp/$n/mc.sock $4"
-}
-
 # Capped below the limit: they level off and live.
 jvm jvm_default_384 384 90 20 -XX:+UseG1GC
 jvm jvm_serial_capped 320 150 15 -Xmx200m -XX:+UseSerialGC

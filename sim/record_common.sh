@@ -98,6 +98,17 @@ jvm() {
   run "$n" java "$@" -cp "$tmp/java" Churn "$live" "$rate"
 }
 
+# memcached_filled NAME LIMIT_MIB ITEM_MIB KIB_S [KEYS]: memcached -m ITEM_MIB in its own cgroup,
+# filled at KIB_S by sim/workloads/mc_load.py from outside (KEYS: its working set, else unbounded).
+memcached_filled() {
+  local n=$1 workloads
+  workloads=$(dirname "${BASH_SOURCE[0]}")/workloads
+  cgroup "$n" "$2"
+  install -d -o memcache "$tmp/$n"
+  run "$n" memcached -u memcache -m "$3" -s "$tmp/$n/mc.sock" -a 0666
+  load bash -c "sleep 2; exec python3 $workloads/mc_load.py $tmp/$n/mc.sock $4 ${5:-}"
+}
+
 # record_start: the agent, recording every cgroup it tracks; events at warning and above.
 record_start() {
   "$agent" --output=json --output_min_severity=warning --summary_interval_s=60 \
