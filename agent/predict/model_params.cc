@@ -57,6 +57,7 @@ const std::vector<Field>& Fields() {
       {"pressure_fast_z", &ModelParams::pressure_fast_z, 0, 100},
       {"raise_consecutive", &ModelParams::raise_consecutive, 1, 1000},
       {"clear_hold_s", &ModelParams::clear_hold_s, 0, 86400},
+      {"oversized_deadline_grace_s", &ModelParams::oversized_deadline_grace_s, 0, 86400},
       {"cooldown_s", &ModelParams::cooldown_s, 0, 86400},
       {"gap_reset_s", &ModelParams::gap_reset_s, 1, 86400},
       {"cadence_idle_ms", &ModelParams::cadence_idle_ms, 10, 3600000},

@@ -467,16 +467,22 @@ Prediction OomPredictor::Update(const MemorySample& s) {
       current_.growth_bytes_per_second = best.growth_bytes_per_s;
       current_.model = best.model;
       current_.reason = best.reason;
-    } else if (static_cast<double>(s.time_ms - last_support_ms_) >= p.clear_hold_s * 1000 ||
-               s.time_ms >= oom_deadline_ms_) {
-      // No model supports the alarm any more, and either the hold is over or the predicted OOM
-      // time has passed without the OOM: the prediction was wrong, so it is not held at
-      // "0 s to OOM" for the rest of the hold.
-      state_ = Prediction::State::kCleared;
-      current_.changed = true;
-      current_.reason = s.time_ms >= oom_deadline_ms_ ? "deadline_passed" : "risk_gone";
-      cooldown_until_ms_ = s.time_ms + static_cast<int64_t>(p.cooldown_s * 1000);
-      last_clear_ms_ = s.time_ms;
+    } else {
+      // No model supports the alarm any more. It clears when the hold is over, or once the
+      // predicted OOM time has passed without the OOM: the prediction was wrong, so it is not
+      // held at "0 s to OOM" for the rest of the hold. Heaps allowed past the limit get a grace
+      // past that time: one that paused short of the limit is not refuted by the pause.
+      const int64_t clear_at_ms =
+          oom_deadline_ms_ +
+          (oversized ? static_cast<int64_t>(p.oversized_deadline_grace_s * 1000) : 0);
+      if (static_cast<double>(s.time_ms - last_support_ms_) >= p.clear_hold_s * 1000 ||
+          s.time_ms >= clear_at_ms) {
+        state_ = Prediction::State::kCleared;
+        current_.changed = true;
+        current_.reason = s.time_ms >= oom_deadline_ms_ ? "deadline_passed" : "risk_gone";
+        cooldown_until_ms_ = s.time_ms + static_cast<int64_t>(p.cooldown_s * 1000);
+        last_clear_ms_ = s.time_ms;
+      }
     }
   } else if (best.present) {
     ++consecutive_;

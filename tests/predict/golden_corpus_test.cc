@@ -268,12 +268,12 @@ void ExpectCapsAsMeasured(const std::filesystem::path& dir,
 
 // tests/fixtures/predict/steps_caps: the workloads of steps/ recorded again (sim/record_steps.sh,
 // 2026-12-08) by an agent that reads the runtimes' heap caps; the heap ceiling's margin
-// (heap_cap_margin_fraction) and the early wait of heaps allowed past the limit
-// (oversized_early_min_history_s) were set on these. The capped heaps raise nothing
-// (parallel_capped once without the caps: what the ceiling adds); the killed ones, all allowed
-// past the limit, are warned as early or earlier than without the caps (g1_large 67 s ahead, 57
-// without; serial 34, 16 without; parallel 40, 12 without; g1_slow 141 either way), except
-// g1_oversized, warned by neither: its last step comes between two samples.
+// (heap_cap_margin_fraction) and, for heaps allowed past the limit, the early wait
+// (oversized_early_min_history_s) and the deadline grace (oversized_deadline_grace_s) were set on
+// these. The capped heaps raise nothing (parallel_capped once without the caps: what the ceiling
+// adds); the killed ones, all allowed past the limit, are warned earlier than without the caps:
+// g1_large 67 s ahead (57 without), serial 34 (16), parallel 40 (12), g1_slow 141 (141), and
+// g1_oversized 60 s (not warned: its alarm cleared at its deadline while the heap sat at 86%).
 TEST(GoldenCorpusTest, HeapsRecordedWithTheirCapsAreWarnedAsMeasured) {
   ExpectCapsAsMeasured(
       std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/steps_caps",
@@ -281,7 +281,7 @@ TEST(GoldenCorpusTest, HeapsRecordedWithTheirCapsAreWarnedAsMeasured) {
        {"kernel_g1_slow_oversized", 120},
        {"kernel_serial_oversized", 30},
        {"kernel_parallel_oversized", 30},
-       {"kernel_g1_oversized", -1}},  // not warned
+       {"kernel_g1_oversized", 50}},
       {{"kernel_g1_capped", {0, 0}},
        {"kernel_parallel_capped", {0, 1}},
        {"kernel_g1_ram_percentage", {0, 0}}});
@@ -304,6 +304,28 @@ TEST(GoldenCorpusTest, RuntimesRecordedAfterTheHeapCeilingAreWarnedAsMeasured) {
                         {"kernel_jvm_serial_capped", {0, 1}},
                         {"kernel_memcached_capped", {0, 1}},
                         {"kernel_node_capped", {0, 0}}});
+}
+
+// tests/fixtures/predict/oversized, set 1 (sim/record_oversized.sh OUT 20, 2026-12-08): runtimes
+// allowed past their limits, recorded after oversized_early_min_history_s was set (its held-out
+// test) and before oversized_deadline_grace_s, which was set on it. Three JVMs whose working set
+// fits were killed anyway. Warned: serial_fits 136 s ahead (not warned without the grace: its
+// alarm cleared at 98% of the limit 9 s before the kill), parallel_past 97 (78 without the caps),
+// node_past 85 (73), g1_past 58 (30), memcached_past 42 (29), parallel_fits 27 (3); g1_fits not
+// (its alarm cleared at the end of its hold, 0.4 s before the kill). Of the three that lived,
+// memcached_fits (a 53% fill) and percentage_fits raise once, with or without the caps.
+TEST(GoldenCorpusTest, HeapsAllowedPastTheirLimitAreWarnedAsMeasured) {
+  ExpectCapsAsMeasured(std::filesystem::path(TAPIO_SOURCE_DIR) / "tests/fixtures/predict/oversized",
+                       {{"kernel_jvm_serial_fits", 120},
+                        {"kernel_jvm_parallel_past", 90},
+                        {"kernel_node_past", 80},
+                        {"kernel_jvm_g1_past", 50},
+                        {"kernel_memcached_past", 40},
+                        {"kernel_jvm_parallel_fits", 25},
+                        {"kernel_jvm_g1_fits", -1}},  // not warned
+                       {{"kernel_jvm_percentage_fits", {1, 1}},
+                        {"kernel_memcached_fits", {1, 1}},
+                        {"kernel_node_fits", {0, 0}}});
 }
 
 // The first known ambiguity, measured on the traces themselves: the sawtooth ran the leak's

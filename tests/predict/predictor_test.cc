@@ -357,6 +357,47 @@ TEST_F(OomPredictorTest, AHeapAllowedPastTheLimitIsWarnedWithoutTheEarlyWait) {
   EXPECT_EQ(Drive(&waiting, end_ms, 1000, fill(2048 * kMiB)).first_raise_ms, late.first_raise_ms);
 }
 
+TEST_F(OomPredictorTest, AHeapAllowedPastTheLimitThatPausesNearItKeepsItsAlarm) {
+  // 15 MiB/s from 18 MiB to 900 MiB, parked there, as a heap whose collector stops expanding it
+  // for a while. The alarm raised during the fill sees its predicted OOM time pass in the pause.
+  // Without a cap it clears then (deadline_passed); with a cap past the limit it is kept for
+  // oversized_deadline_grace_s more, and still clears once the hold is over without support.
+  const auto parked = [](uint64_t cap_bytes) {
+    return [cap_bytes](int64_t t, int64_t i) {
+      MemorySample s =
+          Sample(t, std::min(892.0, 10 + 15 * static_cast<double>(t) / 1000) + Noise(i, 1));
+      s.runtime_heap_cap_bytes = cap_bytes;
+      return s;
+    };
+  };
+  const auto state_at = [](const DriveResult& run, int64_t t_ms) {
+    Prediction::State state = Prediction::State::kNone;
+    for (size_t i = 0; i < run.times_ms.size() && run.times_ms[i] <= t_ms; ++i)
+      state = run.predictions[i].state;
+    return state;
+  };
+  const int64_t pause_ms = 59 * 1000 + 40 * 1000;  // 40 s into the pause (it starts at 59 s)
+  OomPredictor oversized(&params_);
+  DriveResult kept = Drive(&oversized, 300 * 1000, 1000, parked(2048 * kMiB));
+  ASSERT_GE(kept.raises, 1);
+  EXPECT_LT(kept.first_raise_ms, 59 * 1000);
+  EXPECT_EQ(state_at(kept, pause_ms), Prediction::State::kAtRisk);
+  EXPECT_EQ(kept.raises, 1);
+  EXPECT_EQ(kept.clears, 1);  // not held for good
+  EXPECT_NE(state_at(kept, 300 * 1000), Prediction::State::kAtRisk);
+
+  OomPredictor uncapped(&params_);
+  DriveResult cleared = Drive(&uncapped, 300 * 1000, 1000, parked(0));
+  ASSERT_GE(cleared.raises, 1);
+  EXPECT_NE(state_at(cleared, pause_ms), Prediction::State::kAtRisk);
+
+  ModelParams off = params_;
+  off.oversized_deadline_grace_s = 0;
+  OomPredictor no_grace(&off);
+  EXPECT_NE(state_at(Drive(&no_grace, 300 * 1000, 1000, parked(2048 * kMiB)), pause_ms),
+            Prediction::State::kAtRisk);
+}
+
 TEST_F(OomPredictorTest, MemoryThatOutgrowsItsHeapCeilingIsWarned) {
   // Heaps capped at 400 MiB, and memory growing 2 MiB/s on to the limit (a leak outside the
   // heap): above 18 + 400 MiB + 25% of the cap the ceiling is dropped and the trend warns.
