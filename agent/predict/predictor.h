@@ -20,7 +20,8 @@
 //   ceiling   MemorySample::runtime_heap_cap_bytes: heaps capped below the limit cannot fill it
 //             by themselves; the trends stay quiet below memory-when-the-cap-arrived plus the cap
 //             (and the runtimes' own share of it) until memory outgrows that. Heaps allowed
-//             past the limit may fill it: the slow trend's early-rise rule waits less for them.
+//             past the limit may fill it: the slow trend's early-rise rule waits less for them,
+//             and their alarms clear a grace after a passed deadline, not at it.
 //   combiner  raise after raise_consecutive samples with a candidate; clear after clear_hold_s
 //             without one (one kCleared prediction, then kNone); cooldown_s after a clear.
 //
