@@ -225,8 +225,8 @@ TEST(GoldenCorpusTest, JvmHeapsRecordedAfterTheStaircaseModelAreWarnedAsMeasured
 
 // Replays every trace of `dir` (recorded by an agent that reads heap caps; unless
 // `every_trace_capped` is false, each first sample carries one) with the shipped model and with
-// one that ignores the caps (heap_cap_margin_fraction 0: no ceiling, no
-// shortened early wait), and holds each to what was measured: a killed one warned at least lead_s
+// one that ignores the caps (heap_cap_margin_fraction 0: no ceiling, no shortened early wait, no
+// deadline grace), and holds each to what was measured: a killed one warned at least lead_s
 // ahead (-1: not warned), never later than without the caps, with no false alarm; one that lived
 // to false_alarms (with, without the caps).
 void ExpectCapsAsMeasured(const std::filesystem::path& dir,
@@ -234,8 +234,8 @@ void ExpectCapsAsMeasured(const std::filesystem::path& dir,
                           const std::map<std::string, std::pair<int, int>>& false_alarms,
                           bool every_trace_capped = true) {
   predict::ModelParams params = LoadShippedModel();
-  predict::ModelParams no_ceiling = params;
-  no_ceiling.heap_cap_margin_fraction = 0;
+  predict::ModelParams no_caps = params;
+  no_caps.heap_cap_margin_fraction = 0;
   const auto traces = ReadTracesIn(dir);
   for (const auto& [path, trace] : traces) {
     const std::string& cls = trace.header.workload_class;
@@ -243,7 +243,7 @@ void ExpectCapsAsMeasured(const std::filesystem::path& dir,
       ASSERT_GT(trace.samples.front().runtime_heap_cap_bytes, 0u) << path << ": recorded with caps";
     }
     auto det = MakeDetector(DetectorKind::kModel, &params);
-    auto without = MakeDetector(DetectorKind::kModel, &no_ceiling);
+    auto without = MakeDetector(DetectorKind::kModel, &no_caps);
     if (trace.header.oom_time_ms) {
       ASSERT_EQ(lead_s.count(cls), 1u) << path;
       TraceResult r = ScoreTrace(trace, det.get(), ClassGroup::kPredictable);
